@@ -1,0 +1,181 @@
+"""The piano-roll encoding: a piece becomes a ``(steps, pitches)`` grid of cell states.
+
+Each cell holds one of three states::
+
+    OFF   = 0   the pitch is silent in this step
+    ONSET = 1   a note of this pitch starts in this step
+    HOLD  = 2   a note of this pitch, started earlier, still sounds
+
+Keeping ONSET apart from HOLD is what lets repeated notes survive (``C C`` is ``1 2 1 2``, not ``1 2 2 2``),
+and a grid column per pitch keeps any polyphony. Example: a C4 half note under two E4 quarter notes on a
+16th grid (4 steps per quarter)::
+
+    step   0 1 2 3 4 5 6 7
+    E4     1 2 2 2 1 2 2 2
+    C4     1 2 2 2 2 2 2 2
+
+A piano roll holds at most one sounding note per pitch, so two voices on one pitch at once (a unison) become
+one note: the canonical on-grid form (:func:`snap_to_grid`) sounds a pitch over the union of its notes and
+starts a new note at every onset, as a synthesizer playing one MIDI channel does. For on-grid music,
+``decode(encode(piece))`` equals ``snap_to_grid(piece)`` exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .piece import Piece
+
+OFF, ONSET, HOLD = 0, 1, 2
+N_STATES = 3
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Grid and pitch range of the piano roll.
+
+    Attributes:
+        steps_per_quarter: grid resolution; 4 means a 16th-note grid.
+        low: lowest MIDI pitch kept (inclusive).
+        high: highest MIDI pitch kept (inclusive).
+    """
+
+    steps_per_quarter: int = 4
+    low: int = 36
+    high: int = 84
+
+    def __post_init__(self) -> None:
+        if self.steps_per_quarter < 1:
+            raise ValueError(f"steps_per_quarter must be >= 1, got {self.steps_per_quarter}")
+        if not 0 <= self.low <= self.high <= 127:
+            raise ValueError(f"need 0 <= low <= high <= 127, got low={self.low}, high={self.high}")
+
+    @property
+    def n_pitches(self) -> int:
+        return self.high - self.low + 1
+
+    def steps_per_bar(self, time_signature: tuple[int, int] = (4, 4)) -> int:
+        """Grid steps in one bar of the given time signature."""
+        num, den = time_signature
+        return int(round(num * 4 * self.steps_per_quarter / den))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Encoding:
+        return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high")})
+
+
+def fit_pitch_range(pieces: list[Piece]) -> tuple[int, int]:
+    """The lowest and highest pitch used across ``pieces``."""
+    used = [p.pitch for p in pieces if len(p)]
+    if not used:
+        raise ValueError("cannot fit a pitch range to pieces without notes")
+    allp = np.concatenate(used)
+    return int(allp.min()), int(allp.max())
+
+
+def grid_times(piece: Piece, steps_per_quarter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset and offset of every note in grid steps (rounded; every note lasts at least one step)."""
+    on = np.round(piece.start * steps_per_quarter).astype(np.int64)
+    off = np.round((piece.start + piece.duration) * steps_per_quarter).astype(np.int64)
+    return on, np.maximum(off, on + 1)
+
+
+def snap_to_grid(piece: Piece, steps_per_quarter: int = 4) -> Piece:
+    """The canonical on-grid form of ``piece``: what the grid can hold, computed note by note.
+
+    Times are rounded to the grid (at least one step long). For each pitch, the pitch sounds over the
+    union of its notes, and each distinct onset starts a note that lasts to the next onset or to the end of
+    that sounding stretch. This is a plain reference implementation, independent of :func:`encode`.
+    """
+    on, off = grid_times(piece, steps_per_quarter)
+    out_p, out_s, out_e = [], [], []
+    for p in np.unique(piece.pitch).tolist():
+        sel = piece.pitch == p
+        intervals = sorted(zip(on[sel].tolist(), off[sel].tolist()))
+        spans: list[list[int]] = []
+        for a, b in intervals:
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], b)
+            else:
+                spans.append([a, b])
+        onsets = sorted(set(on[sel].tolist()))
+        for a, b in spans:
+            inside = [o for o in onsets if a <= o < b]
+            for i, o in enumerate(inside):
+                out_p.append(p)
+                out_s.append(o)
+                out_e.append(inside[i + 1] if i + 1 < len(inside) else b)
+    s = np.asarray(out_s, dtype=np.float64)
+    e = np.asarray(out_e, dtype=np.float64)
+    return Piece(
+        np.asarray(out_p), s / steps_per_quarter, (e - s) / steps_per_quarter,
+        piece.tempo, piece.time_signature, piece.name,
+    )
+
+
+def in_range(piece: Piece, enc: Encoding) -> np.ndarray:
+    """Boolean mask of the notes whose pitch lies in the encoding's range."""
+    return (piece.pitch >= enc.low) & (piece.pitch <= enc.high)
+
+
+def encode(piece: Piece, enc: Encoding, n_steps: int | None = None) -> np.ndarray:
+    """Encode ``piece`` as a ``(steps, enc.n_pitches)`` uint8 roll of OFF/ONSET/HOLD.
+
+    Notes outside the pitch range are left out (count them first with :func:`in_range`). ``n_steps`` pads
+    or cuts the roll to a length; by default it ends where the last note ends.
+    """
+    keep = in_range(piece, enc)
+    on, off = grid_times(piece, enc.steps_per_quarter)
+    on, off, col = on[keep], off[keep], (piece.pitch[keep] - enc.low).astype(np.int64)
+    steps = int(off.max()) if len(off) else 0
+    # Sounding cells via a difference array: +1 at each onset, -1 at each offset, then a running sum.
+    diff = np.zeros((steps + 1, enc.n_pitches), dtype=np.int32)
+    np.add.at(diff, (on, col), 1)
+    np.add.at(diff, (off, col), -1)
+    sounding = np.cumsum(diff[:steps], axis=0) > 0
+    roll = np.where(sounding, np.uint8(HOLD), np.uint8(OFF)).astype(np.uint8)
+    roll[on, col] = ONSET
+    if n_steps is not None:
+        if n_steps <= steps:
+            roll = roll[:n_steps]
+        else:
+            roll = np.concatenate([roll, np.zeros((n_steps - steps, enc.n_pitches), np.uint8)])
+    return roll
+
+
+def decode(
+    roll: np.ndarray,
+    enc: Encoding,
+    *,
+    tempo: float = 100.0,
+    time_signature: tuple[int, int] = (4, 4),
+    name: str = "",
+) -> Piece:
+    """Turn a ``(steps, pitches)`` roll of OFF/ONSET/HOLD back into notes.
+
+    A note starts at every ONSET, and at a HOLD that follows silence (a generator may emit that);
+    it lasts while the following cells are HOLD.
+    """
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != enc.n_pitches:
+        raise ValueError(f"expected a roll of shape (steps, {enc.n_pitches}), got {roll.shape}")
+    steps = roll.shape[0]
+    # Work per pitch on one flat row with a silent cell after each pitch's steps, so runs never cross pitches.
+    cols = np.concatenate([roll.T, np.zeros((enc.n_pitches, 1), roll.dtype)], axis=1).reshape(-1)
+    prev = np.concatenate([[OFF], cols[:-1]])
+    starts = np.flatnonzero((cols == ONSET) | ((cols == HOLD) & (prev == OFF)))
+    # For each cell, the index of the first cell at or after it that is not HOLD.
+    idx = np.arange(len(cols))
+    not_hold = np.where(cols != HOLD, idx, len(cols))
+    next_not_hold = np.minimum.accumulate(not_hold[::-1])[::-1]
+    ends = next_not_hold[np.minimum(starts + 1, len(cols) - 1)]
+    pitch = starts // (steps + 1) + enc.low
+    on = starts % (steps + 1)
+    off = ends - (starts - on)
+    spq = enc.steps_per_quarter
+    return Piece(pitch, on / spq, (off - on) / spq, tempo, time_signature, name)
