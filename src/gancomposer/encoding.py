@@ -134,11 +134,10 @@ def encode(piece: Piece, enc: Encoding, n_steps: int | None = None) -> np.ndarra
     on, off, col = on[keep], off[keep], (piece.pitch[keep] - enc.low).astype(np.int64)
     steps = int(off.max()) if len(off) else 0
     # Sounding cells via a difference array: +1 at each onset, -1 at each offset, then a running sum.
-    diff = np.zeros((steps + 1, enc.n_pitches), dtype=np.int32)
-    np.add.at(diff, (on, col), 1)
-    np.add.at(diff, (off, col), -1)
-    sounding = np.cumsum(diff[:steps], axis=0) > 0
-    roll = np.where(sounding, np.uint8(HOLD), np.uint8(OFF)).astype(np.uint8)
+    size = (steps + 1) * enc.n_pitches
+    diff = np.bincount(on * enc.n_pitches + col, minlength=size) - np.bincount(off * enc.n_pitches + col, minlength=size)
+    sounding = np.cumsum(diff.reshape(steps + 1, enc.n_pitches)[:steps], axis=0) > 0
+    roll = sounding.view(np.uint8) * np.uint8(HOLD)
     roll[on, col] = ONSET
     if n_steps is not None:
         if n_steps <= steps:

@@ -21,8 +21,8 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Piece:
     try:
         score = symusic.Score(str(path))
     except Exception as e:  # symusic raises RuntimeError with a message for every malformed file
-        reason = str(e).replace("MiniMidi: ", "").replace(": iostream error", "").rstrip("!")
-        raise MusicError(f"not a valid MIDI file ({reason.lower()})") from None
+        reason = str(e).replace("MiniMidi: ", "").replace(": iostream error", "").replace("Invaild", "Invalid")
+        raise MusicError(f"not a valid MIDI file ({reason.rstrip('!')})") from None
     tpq = score.ticks_per_quarter
     if tpq <= 0:
         raise MusicError(f"not a valid MIDI file (ticks per quarter is {tpq})")

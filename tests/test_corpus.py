@@ -1,0 +1,37 @@
+"""The bundled chorales: every one survives the round trip, and `prepare` on them is cached."""
+
+import json
+import time
+
+from gancomposer.dataset import load_dataset, load_sources
+from gancomposer.encoding import Encoding, decode, encode, fit_pitch_range, snap_to_grid
+from gancomposer.corpora import get_corpus
+
+
+def test_every_bundled_chorale_round_trips(chorales_dir):
+    sources = load_sources(get_corpus("bach-chorales").files(), progress=False)
+    pieces = [p for s in sources for p in s.pieces]
+    assert len(pieces) >= 340
+    enc = Encoding(4, *fit_pitch_range(pieces))
+    merged = 0
+    for p in pieces:
+        canon = snap_to_grid(p, 4)
+        assert decode(encode(p, enc), enc).notes() == canon.notes(), p.name
+        merged += len(p) - len(canon)
+    # Unisons and instruments doubling a voice (colla parte) merge; they are a small share of all notes.
+    assert merged < 0.05 * sum(len(p) for p in pieces)
+
+
+def test_prepare_chorales_counts_and_second_run_is_fast(chorales_dir, tmp_path):
+    from gancomposer.dataset import prepare
+
+    manifest = json.loads((chorales_dir / "manifest.json").read_text())
+    assert manifest["counts"]["pieces"] >= 340
+    assert manifest["counts"]["skipped_files"] == 0
+    t = time.perf_counter()
+    again = prepare([], tmp_path / "again", corpus="bach-chorales", progress=False)
+    assert time.perf_counter() - t < 5.0
+    assert again["counts"] == manifest["counts"]
+    ds = load_dataset(chorales_dir)
+    assert ds.train.shape[1:] == (64, ds.encoding.n_pitches)
+    assert len(ds.valid) > 0

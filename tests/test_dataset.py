@@ -1,0 +1,103 @@
+"""prepare(): windows, the split by piece, augmentation, key normalisation, the cache, the manifest."""
+
+import json
+
+import numpy as np
+from helpers import piece, scale_piece, write_piece
+
+from gancomposer import cache
+from gancomposer.dataset import (PrepareOptions, load_dataset, prepare, split_pieces, transpositions,
+                                 windows_of)
+from gancomposer.encoding import Encoding, decode
+from gancomposer.theory import estimate_key, shift_to_c
+
+
+def quiet(paths, out, **kw):
+    return prepare([str(p) for p in paths], out, progress=False, log=lambda s: None, **kw)
+
+
+def test_split_is_by_piece_deterministic_and_nonempty():
+    keys = [f"k{i}" for i in range(50)]
+    a = split_pieces(keys, 0.2, seed=1)
+    assert a == split_pieces(keys, 0.2, seed=1)
+    assert a.count("valid") == 10
+    assert a != split_pieces(keys, 0.2, seed=2)
+    assert split_pieces(["a", "b"], 0.01, seed=0).count("valid") == 1
+    assert split_pieces(["a"], 0.5, seed=0) == ["train"]
+
+
+def test_windows_start_on_bars_and_skip_silence():
+    roll = np.zeros((100, 5), np.uint8)
+    roll[:40, 0] = 2
+    roll[80:, 1] = 2
+    # windows of 32 steps, hop 16: starts 0,16,32,48,64 sound for 32,24,8,0,16 steps; 16 are needed
+    assert windows_of(roll, 32, 16, 0.5) == [0, 16, 64]
+    assert windows_of(roll[:10], 32, 16, 0.25) == [0]  # a short piece gives one padded window
+
+
+def test_transpositions_keep_notes_in_range():
+    enc = Encoding(4, 55, 70)
+    p = piece([(60, 0, 1), (67, 1, 1)])
+    assert transpositions(p, enc, -6, 6) == [-5, -4, -3, -2, -1, 0, 1, 2, 3]
+
+
+def test_prepare_writes_windows_split_by_piece_and_manifest(tmp_path):
+    files = [write_piece(tmp_path / f"in/p{i}.mid", scale_piece(offset=i % 3, bars=6)) for i in range(10)]
+    m = quiet([tmp_path / "in"], tmp_path / "ds", options=PrepareOptions(valid_fraction=0.2, transpose=(-2, 2)))
+    ds = load_dataset(tmp_path / "ds")
+    c = m["counts"]
+    assert (c["pieces"], c["train_pieces"], c["valid_pieces"]) == (10, 8, 2)
+    assert ds.train.shape == (c["train_windows"], 64, ds.encoding.n_pitches)
+    # 6 bars, 4-bar windows, 1-bar hop: 3 windows per piece; training pieces in up to 5 keys
+    assert c["valid_windows"] == 2 * 3
+    assert set(ds.train_index[:, 2].tolist()) <= {-2, -1, 0, 1, 2}
+    assert (ds.valid_index[:, 2] == 0).all()
+    train_pieces = set(ds.train_index[:, 0].tolist())
+    valid_pieces = set(ds.valid_index[:, 0].tolist())
+    assert not train_pieces & valid_pieces
+    for row in m["pieces"]:
+        assert row["split"] == ("valid" if m["pieces"].index(row) in valid_pieces else "train")
+    assert {s["sha256"] for s in m["sources"]} == {cache.file_sha256(f) for f in files}
+    assert m["encoding"] == ds.encoding.to_dict()
+    # a window decodes back to the piece's own notes in that stretch
+    n, start, t = ds.valid_index[0]
+    notes = decode(ds.valid[0], ds.encoding).notes()
+    assert notes and all(0 <= s < 16 for _, s, _ in notes)
+    # the whole untransposed roll of each piece is kept
+    assert sum(r.shape[0] for r in ds.piece_rolls()) == ds.rolls.shape[0]
+    assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["counts"] == c
+
+
+def test_pitch_range_fitted_or_given_and_out_of_range_counted(tmp_path):
+    write_piece(tmp_path / "in/a.mid", piece([(50, 0, 4), (62, 0, 4), (90, 4, 4), (55, 4, 4)]))
+    m = quiet([tmp_path / "in"], tmp_path / "ds")
+    assert (m["encoding"]["low"], m["encoding"]["high"]) == (50, 90)
+    m = quiet([tmp_path / "in"], tmp_path / "ds2", options=PrepareOptions(pitch_range=(48, 72)))
+    assert m["counts"]["notes_out_of_range"] == 1
+
+
+def test_normalize_key_moves_to_c_major_or_a_minor():
+    g_major = scale_piece(offset=7)
+    assert estimate_key(g_major) == (7, "major")
+    assert shift_to_c(g_major) == 5  # G up a fourth to C (the smaller move than down a fifth)
+    a_minor_like = piece([(57, 0, 2), (60, 2, 1), (64, 3, 1), (69, 4, 2), (62, 6, 1), (65, 7, 1), (64, 8, 4)])
+    assert estimate_key(a_minor_like) == (9, "minor") and shift_to_c(a_minor_like) == 0
+
+
+def test_slow_formats_are_cached_by_content(tmp_path, monkeypatch):
+    from test_io import ABC
+
+    import gancomposer.dataset as dataset
+
+    (tmp_path / "in").mkdir()
+    f = tmp_path / "in" / "t.abc"
+    f.write_text(ABC)
+    calls = []
+    real = dataset.read_file
+    monkeypatch.setattr(dataset, "read_file", lambda *a, **k: calls.append(a) or real(*a, **k))
+    first = quiet([f], tmp_path / "ds1", options=PrepareOptions(valid_fraction=0))
+    second = quiet([f], tmp_path / "ds2", options=PrepareOptions(valid_fraction=0))
+    assert len(calls) == 1 and first["counts"] == second["counts"] and first["counts"]["pieces"] == 2
+    f.write_text(ABC.replace("CDEF", "EDCD"))  # changed content: parsed again
+    quiet([f], tmp_path / "ds3", options=PrepareOptions(valid_fraction=0))
+    assert len(calls) == 2
