@@ -61,6 +61,24 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .train import train
+
+    cfg = resolve(args.preset, args.config, args.overrides)
+    if args.device:
+        cfg.device = args.device
+    if args.seed is not None:
+        cfg.seed = args.seed
+    summary = train(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
+                    log=lambda line: print(line, file=sys.stderr))
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        best = summary["best_score"]
+        print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; last checkpoint "
+              f"{summary['checkpoint']}; best validation feature distance {best:.3f}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"preparing the bundled Bach chorales into {out / 'data'} ...")
@@ -96,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed to parse one score file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train the recurrent GAN on a prepared dataset folder",
+                       description="Train G and D adversarially. Settings: defaults <- --preset <- --config <- "
+                                   "key=value overrides (e.g. steps=500 loss=hinge d_steps=2).")
+    p.add_argument("--data", required=True, help="dataset folder written by `gancomposer prepare`")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, samples, TensorBoard logs)")
+    p.add_argument("--preset", help="tiny (seconds, for tests) or bach (the shipped model's recipe)")
+    p.add_argument("--config", help="TOML file of settings (a [train] table or top-level keys)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    p.add_argument("--seed", type=int, help="random seed (same seed, same run on the CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="settings, see --help-config")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="what `make demo` runs")
     p.add_argument("--out", default="output", help="folder for the results")

@@ -1,0 +1,89 @@
+"""Adversarial losses, computed from D's logits (never from probabilities) for numerical stability.
+
+Batch sums in the textbook formulas are batch means here (a constant factor the learning rate absorbs).
+
+``gan`` (the classic formulation, the default), with ``r`` = D's logit on real pieces, ``f`` on fakes,
+``D = sigmoid``:
+
+    D minimises  mean[-log D(x)] + mean[-log(1 - D(G(z)))]  = mean softplus(-r) + mean softplus(f)
+    G minimises  mean[-log D(G(z))]                        = mean softplus(-f)   (non-saturating)
+
+With one-sided label smoothing ``s``, the real target is ``1 - s``: the real term becomes
+``(1 - s) softplus(-r) + s softplus(r)``.
+
+``wgan-gp``  D: mean f - mean r (+ gradient penalty);  G: -mean f
+``hinge``    D: mean relu(1 - r) + mean relu(1 + f);   G: -mean f
+``lsgan``    D: mean (r - 1)^2 / 2 + mean f^2 / 2;      G: mean (f - 1)^2 / 2
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("gan", "wgan-gp", "hinge", "lsgan")
+
+
+def check_loss(kind: str) -> None:
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
+
+
+def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """D's loss for one batch of real and fake logits."""
+    r, f = real_logits, fake_logits
+    if kind == "gan":
+        s = label_smoothing
+        return ((1 - s) * F.softplus(-r) + s * F.softplus(r)).mean() + F.softplus(f).mean()
+    if kind == "wgan-gp":
+        return f.mean() - r.mean()
+    if kind == "hinge":
+        return F.relu(1 - r).mean() + F.relu(1 + f).mean()
+    if kind == "lsgan":
+        return 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f**2).mean()
+    check_loss(kind)
+    raise AssertionError("unreachable")
+
+
+def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's loss for D's logits on its fakes."""
+    f = fake_logits
+    if kind == "gan":
+        return F.softplus(-f).mean()
+    if kind in ("wgan-gp", "hinge"):
+        return -f.mean()
+    if kind == "lsgan":
+        return 0.5 * ((f - 1) ** 2).mean()
+    check_loss(kind)
+    raise AssertionError("unreachable")
+
+
+def input_grad_norm2(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Per-sample squared norm of d(outputs)/d(inputs), kept in the graph for a double backward.
+
+    ``inputs`` must require grad and be what produced ``outputs`` (one D forward, so DDP sees one pass).
+    Samples are independent in D (no batch norm), so the gradient of the sum is each sample's own.
+    """
+    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1)
+
+
+def gradient_penalty(hat_logits: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): mean (||grad D(x_hat)|| - 1)^2, ``x_hat`` between real and fake."""
+    return ((input_grad_norm2(hat_logits, x_hat) + 1e-12).sqrt() - 1).pow(2).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean ||grad D(x)||^2 on real pieces; the loss adds gamma / 2 times it."""
+    return input_grad_norm2(real_logits, real).mean()
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random points on the lines between real and fake pieces (a leaf that requires grad)."""
+    a = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator, device=real.device)
+    return (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
+
+
+def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """Salimans et al. 2016: squared distance between the batch means of D's penultimate features."""
+    return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).sum()
