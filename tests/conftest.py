@@ -28,3 +28,18 @@ def chorales_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("chorales")
     prepare([], out, corpus="bach-chorales", progress=False, log=lambda s: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A small dataset folder: a dozen two-voice scale pieces in a few keys."""
+    from helpers import scale_piece, write_piece
+
+    from gancomposer.dataset import PrepareOptions, prepare
+
+    src = tmp_path_factory.mktemp("tiny_src")
+    for i in range(12):
+        write_piece(src / f"p{i}.mid", scale_piece(offset=i % 4, bars=8))
+    out = tmp_path_factory.mktemp("tiny_data")
+    prepare([str(src)], out, options=PrepareOptions(valid_fraction=0.2), progress=False, log=lambda s: None)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -70,9 +71,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.device = args.device
     if args.seed is not None:
         cfg.seed = args.seed
-    summary = train(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
-                    log=lambda line: print(line, file=sys.stderr))
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    import torch.distributed as dist
+
+    try:
+        summary = train(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
+                        log=lambda line: print(line, file=sys.stderr))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
         best = summary["best_score"]
         print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; last checkpoint "
               f"{summary['checkpoint']}; best validation feature distance {best:.3f}")

@@ -55,13 +55,14 @@ def straight_through_sample(
 ) -> torch.Tensor:
     """One-hot samples from ``softmax(logits)`` on the last axis, with Gumbel-softmax gradients.
 
-    The forward value is exactly one-hot (``hard + soft - soft`` is ``hard`` in floating point).
+    The forward value is exactly one-hot: ``soft - soft.detach()`` is exactly zero, and adding zero to ``hard``
+    changes no bit (``(hard + soft) - soft`` would: ``1 + s - s`` rounds).
     """
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
     gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7))).to(logits.dtype)
     soft = F.softmax((logits + gumbel) / tau, dim=-1)
     hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
-    return hard + soft - soft.detach()
+    return hard + (soft - soft.detach())
 
 
 class Generator(nn.Module):

@@ -337,7 +337,7 @@ def train(
 
         # ---- phase 2: adversarial training ----
         while counters["step"] < cfg.steps:
-            sigma = cfg.instance_noise * max(0.0, 1 - counters["step"] / max(1, cfg.instance_noise_steps))
+            sigma = instance_noise_std(cfg, counters["step"])
             # D phase: d_steps updates on real (label 1) and generated (label 0) pieces
             for _ in range(cfg.d_steps):
                 real = onehot_to_features(roll_to_onehot(batches.next().to(device)))
@@ -427,7 +427,12 @@ def train(
                 write_samples()
     last = ckdir / f"step-{done():06d}.safetensors"
     return {"steps": done(), "best_score": counters["best"], "checkpoint": str(last),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "generator": Gm, "discriminator": Dm, "generator_ema": G_ema}
+
+
+def instance_noise_std(cfg: TrainConfig, step: int) -> float:
+    """Std of the Gaussian noise added to D's inputs: ``instance_noise`` falling linearly to 0."""
+    return cfg.instance_noise * max(0.0, 1 - step / max(1, cfg.instance_noise_steps))
 
 
 def _ema(ema: Generator | None, model: Generator, decay: float) -> None:

@@ -1,0 +1,93 @@
+"""Losses equal hand-computed values; penalties and feature matching do what they claim."""
+
+import math
+
+import pytest
+import torch
+
+from gancomposer.losses import (LOSSES, d_loss, feature_matching, g_loss, gradient_penalty, interpolate,
+                                r1_penalty)
+
+R = torch.tensor([2.0, -1.0])  # D's logits on two real pieces
+F_ = torch.tensor([0.5, -3.0])  # and on two fakes
+
+
+def sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_classic_d_loss_is_mean_minus_log_d_real_plus_minus_log_one_minus_d_fake():
+    expected = (-math.log(sig(2.0)) - math.log(sig(-1.0))) / 2 + (-math.log(1 - sig(0.5)) - math.log(1 - sig(-3.0))) / 2
+    assert d_loss("gan", R, F_).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_classic_g_loss_is_non_saturating_minus_log_d_fake():
+    expected = (-math.log(sig(0.5)) - math.log(sig(-3.0))) / 2
+    assert g_loss("gan", F_).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_one_sided_label_smoothing_targets_point_nine_for_real_only():
+    s = 0.1
+    real_term = sum(-(1 - s) * math.log(sig(r)) - s * math.log(1 - sig(r)) for r in (2.0, -1.0)) / 2
+    fake_term = (-math.log(1 - sig(0.5)) - math.log(1 - sig(-3.0))) / 2
+    assert d_loss("gan", R, F_, label_smoothing=s).item() == pytest.approx(real_term + fake_term, rel=1e-6)
+
+
+def test_stable_for_extreme_logits():
+    big = torch.tensor([200.0, -200.0])
+    assert torch.isfinite(d_loss("gan", big, -big)) and torch.isfinite(g_loss("gan", big))
+
+
+def test_other_losses_by_hand():
+    assert d_loss("wgan-gp", R, F_).item() == pytest.approx((0.5 - 3.0) / 2 - (2.0 - 1.0) / 2)
+    assert g_loss("wgan-gp", F_).item() == pytest.approx(1.25)
+    assert d_loss("hinge", R, F_).item() == pytest.approx((0 + 2.0) / 2 + (1.5 + 0) / 2)
+    assert g_loss("hinge", F_).item() == pytest.approx(1.25)
+    assert d_loss("lsgan", R, F_).item() == pytest.approx(0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2)
+    assert g_loss("lsgan", F_).item() == pytest.approx(0.5 * (0.25 + 16) / 2)
+
+
+def test_unknown_loss_lists_the_choices():
+    with pytest.raises(ValueError, match="choose one of: " + ", ".join(LOSSES)):
+        d_loss("wasserstein", R, F_)
+    with pytest.raises(ValueError, match="unknown loss"):
+        g_loss("nope", F_)
+
+
+class Linear(torch.nn.Module):
+    """D(x) = w . x : its input gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w))
+
+    def forward(self, x):
+        return (x.flatten(1) * self.w).sum(1)
+
+
+def test_r1_is_the_squared_input_gradient_norm():
+    d = Linear([3.0, 4.0])
+    real = torch.randn(5, 2).requires_grad_(True)
+    pen = r1_penalty(d(real), real)
+    assert pen.item() == pytest.approx(25.0)
+    pen.backward()  # double backward reaches D's weights: d/dw ||w||^2 = 2w
+    assert d.w.grad.tolist() == pytest.approx([6.0, 8.0])
+
+
+def test_gradient_penalty_is_zero_for_unit_gradient_and_grows_otherwise():
+    real, fake = torch.randn(4, 2), torch.randn(4, 2)
+    x_hat = interpolate(real, fake)
+    assert gradient_penalty(Linear([0.6, 0.8])(x_hat), x_hat).item() == pytest.approx(0.0, abs=1e-6)
+    x_hat = interpolate(real, fake)
+    assert gradient_penalty(Linear([3.0, 4.0])(x_hat), x_hat).item() == pytest.approx(16.0)
+
+
+def test_feature_matching_zero_for_equal_means_and_gradient_reaches_fakes():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    fake = torch.tensor([[2.0, 3.0], [2.0, 3.0]], requires_grad=True)
+    assert feature_matching(real, fake).item() == 0.0
+    fake2 = torch.tensor([[0.0, 0.0], [2.0, 2.0]], requires_grad=True)
+    loss = feature_matching(real, fake2)
+    assert loss.item() == pytest.approx(1 + 4)
+    loss.backward()
+    assert fake2.grad is not None and fake2.grad.abs().sum() > 0

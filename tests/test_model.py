@@ -1,0 +1,107 @@
+"""G and D: shapes, D's range, straight-through samples that look exactly like data, continuation."""
+
+import pytest
+import torch
+
+from gancomposer.model import (Discriminator, Generator, onehot_to_features, roll_to_onehot,
+                               straight_through_sample)
+
+P = 10
+
+
+def small_g(**kw):
+    return Generator(n_pitches=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=3, **kw)
+
+
+def small_d(**kw):
+    return Discriminator(n_pitches=P, steps_per_bar=16, hidden=12, **kw)
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_shapes_and_d_output_in_open_unit_interval(rnn):
+    torch.manual_seed(0)
+    g, d = small_g(rnn=rnn), small_d(rnn=rnn)
+    onehot, logits, _ = g(torch.randn(5, 8), 20)
+    assert onehot.shape == logits.shape == (5, 20, P, 3)
+    x = onehot_to_features(onehot)
+    assert x.shape == (5, 20, 2 * P)
+    prob = torch.sigmoid(d(x))
+    assert prob.shape == (5,) and ((prob > 0) & (prob < 1)).all()
+
+
+def test_fakes_are_exact_one_hot_so_d_cannot_tell_by_values():
+    torch.manual_seed(0)
+    real_roll = torch.randint(0, 3, (3, 16, P))
+    real = onehot_to_features(roll_to_onehot(real_roll))
+    # logits that favour the real states (not overwhelmingly: soft probabilities stay far from 0/1)
+    logits = (roll_to_onehot(real_roll) * 30.0 + torch.randn(3, 16, P, 3)).requires_grad_(True)
+    fake = onehot_to_features(straight_through_sample(logits, tau=1.0))
+    assert set(fake.detach().unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(fake.detach(), real)  # bit for bit the form of real data
+    d = small_d()
+    assert torch.equal(d(fake), d(real))  # so D gives both the same score
+    d(fake).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0  # while gradients still reach G
+
+
+def test_generator_samples_are_one_hot_and_gradients_reach_g():
+    torch.manual_seed(0)
+    g, d = small_g(), small_d()
+    onehot, _, _ = g(torch.randn(4, 8), 12)
+    assert torch.equal(onehot.detach().sum(-1), torch.ones(4, 12, P))
+    assert set(onehot.detach().unique().tolist()) <= {0.0, 1.0}
+    d(onehot_to_features(onehot)).mean().backward()
+    assert all(p.grad is not None for p in g.parameters())
+
+
+def test_teacher_forcing_matches_free_running_given_the_same_outputs():
+    torch.manual_seed(0)
+    g = small_g()
+    z = torch.randn(2, 8)
+    torch.manual_seed(5)
+    onehot, logits, _ = g(z, 12)
+    torch.manual_seed(5)  # the same step noise is drawn first in both paths
+    forced = g(z, teacher=onehot.argmax(-1))
+    assert torch.allclose(forced, logits, atol=1e-5)
+
+
+def test_carrying_the_state_continues_a_piece_seamlessly():
+    torch.manual_seed(0)
+    g = small_g()
+    z = torch.randn(2, 8)
+    gen = torch.Generator().manual_seed(3)
+    first, l1, carry = g(z, 8, generator=gen)
+    second, l2, _ = g(z, 8, generator=gen, carry=carry)
+    # one call of 16 steps would draw all step noise first, so compare with the same split deterministically
+    gen = torch.Generator().manual_seed(3)
+    again, _, carry2 = g(z, 8, generator=gen)
+    again2, _, _ = g(z, 8, generator=gen, carry=carry2)
+    assert torch.equal(first, again) and torch.equal(second, again2)
+    assert carry[2] == 8  # the step count travels, so bar positions continue (step 8 of the bar, not 0)
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    torch.manual_seed(0)
+    d = small_d(spectral_norm=True)
+    for _ in range(20):  # power iteration converges during forward passes in training mode
+        d(torch.rand(2, 16, 2 * P))
+    sigma = torch.linalg.matrix_norm(d.inp.weight, ord=2).item()
+    assert sigma == pytest.approx(1.0, abs=0.05)
+    plain = small_d()
+    assert torch.linalg.matrix_norm(plain.inp.weight, ord=2).item() != pytest.approx(1.0, abs=0.05)
+
+
+def test_one_d_step_lowers_d_loss_on_a_fixed_batch():
+    from gancomposer.losses import d_loss
+
+    torch.manual_seed(0)
+    d = small_d()
+    real = onehot_to_features(roll_to_onehot(torch.randint(0, 3, (8, 16, P))))
+    fake = onehot_to_features(small_g()(torch.randn(8, 8), 16)[0]).detach()
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    before = d_loss("gan", d(real), d(fake))
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after = d_loss("gan", d(real), d(fake))
+    assert after.item() < before.item()

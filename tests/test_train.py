@@ -1,0 +1,189 @@
+"""The training loop end to end on tiny data, resume, stopping rules, and each training option's effect."""
+
+import json
+
+import pytest
+import symusic
+import torch
+
+import gancomposer.train as train_mod
+from gancomposer import checkpoint
+from gancomposer.config import PRESETS, TrainConfig, resolve
+from gancomposer.piece import MusicError
+from gancomposer.train import TrainingInterrupted, TrainingStopped, _clip, _ema, instance_noise_std, train
+
+
+def tiny(**kw) -> TrainConfig:
+    cfg = resolve("tiny")
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def quiet_train(data, run, cfg, **kw):
+    return train(data, run, cfg, progress=False, log=lambda s: None, **kw)
+
+
+def weights(path):
+    groups, info = checkpoint.load(path)
+    return groups, info
+
+
+def test_tiny_run_writes_config_checkpoints_events_and_samples(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    summary = quiet_train(tiny_data, run, tiny())
+    cfg = resolve("tiny")
+    assert summary["steps"] == cfg.pretrain_steps + cfg.steps
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"] == cfg.to_dict()
+    groups, info = weights(summary["checkpoint"])
+    assert {"G", "D", "G_ema"} <= set(groups) and info["config"] == cfg.to_dict()
+    assert (run / "checkpoints" / "best.safetensors").is_file()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    mids = sorted((run / "samples").glob("*/sample-*.mid"))
+    assert mids
+    for m in mids[-cfg.samples:]:
+        assert symusic.Score(str(m)).note_num() > 0
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    base = dict(pretrain_steps=4, steps=6, checkpoint_every=5, eval_every=5, instance_noise=0.1, d_steps=2)
+    whole = quiet_train(tiny_data, tmp_path / "a", tiny(**base))
+    first = tiny(**base)
+    first.steps = 2  # stop after 4 + 2 steps ...
+    quiet_train(tiny_data, tmp_path / "b", first)
+    resumed = quiet_train(tiny_data, tmp_path / "b", tiny(**base), resume=True)  # ... and go on to 4 + 6
+    a, _ = weights(whole["checkpoint"])
+    b, _ = weights(resumed["checkpoint"])
+    for model in ("G", "D", "G_ema"):
+        for key in a[model]:
+            assert torch.allclose(a[model][key], b[model][key], atol=1e-6, rtol=0), (model, key)
+    sa = checkpoint.load_state(whole["checkpoint"])
+    sb = checkpoint.load_state(resumed["checkpoint"])
+    assert sa["counters"] == sb["counters"]
+
+
+def test_same_seed_same_run_and_existing_run_needs_resume(tiny_data, tmp_path):
+    cfg = dict(pretrain_steps=3, steps=3)
+    a = quiet_train(tiny_data, tmp_path / "a", tiny(**cfg))
+    b = quiet_train(tiny_data, tmp_path / "b", tiny(**cfg))
+    ga, gb = weights(a["checkpoint"])[0]["G"], weights(b["checkpoint"])[0]["G"]
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    with pytest.raises(MusicError, match="--resume"):
+        quiet_train(tiny_data, tmp_path / "a", tiny(**cfg))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
+    real = train_mod.g_loss
+    calls = []
+
+    def poisoned(kind, logits):
+        calls.append(1)
+        return real(kind, logits) * (float("nan") if len(calls) > 3 else 1.0)
+
+    monkeypatch.setattr(train_mod, "g_loss", poisoned)
+    with pytest.raises(TrainingStopped, match="G's loss became nan.*last good checkpoint.*step-000003"):
+        quiet_train(tiny_data, tmp_path / "r", tiny(pretrain_steps=0, steps=10, checkpoint_every=3))
+    kept = sorted((tmp_path / "r" / "checkpoints").glob("step-*.safetensors"))
+    assert [k.name for k in kept] == ["step-000003.safetensors"]
+    g = weights(kept[0])[0]["G"]
+    assert all(torch.isfinite(v).all() for v in g.values())
+
+
+def test_collapse_stops_with_advice(tiny_data, tmp_path):
+    cfg = tiny(pretrain_steps=0, steps=400, lr_g=0.0, lr_d=0.02, collapse_patience=5, checkpoint_every=1000,
+               eval_every=1000)
+    with pytest.raises(TrainingStopped, match="collapse.*label_smoothing"):
+        quiet_train(tiny_data, tmp_path / "c", cfg)
+
+
+def test_ctrl_c_saves_and_resume_goes_on(tiny_data, tmp_path, monkeypatch):
+    real = train_mod.g_loss
+    calls = []
+
+    def interrupt(kind, logits):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(kind, logits)
+
+    monkeypatch.setattr(train_mod, "g_loss", interrupt)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        quiet_train(tiny_data, tmp_path / "i", tiny(pretrain_steps=2, steps=6, checkpoint_every=100))
+    saved = sorted((tmp_path / "i" / "checkpoints").glob("step-*.safetensors"))
+    assert [s.name for s in saved] == ["step-000004.safetensors"]  # 2 pre-training + 2 finished G steps
+    monkeypatch.setattr(train_mod, "g_loss", real)
+    summary = quiet_train(tiny_data, tmp_path / "i", tiny(pretrain_steps=2, steps=6, checkpoint_every=100),
+                          resume=True)
+    assert summary["steps"] == 8
+
+
+def test_d_steps_and_ttur_learning_rates(tiny_data, tmp_path):
+    s = quiet_train(tiny_data, tmp_path / "t", tiny(pretrain_steps=0, steps=4, d_steps=3, lr_g=1e-4, lr_d=4e-4))
+    state = checkpoint.load_state(s["checkpoint"])
+    d_step = [v["step"] for v in state["opt_d"]["state"].values()][0]
+    g_step = [v["step"] for v in state["opt_g"]["state"].values()][0]
+    assert (float(d_step), float(g_step)) == (12.0, 4.0)
+    assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4 and state["opt_d"]["param_groups"][0]["lr"] == 4e-4
+
+
+@pytest.mark.parametrize("options", [
+    dict(loss="wgan-gp", d_steps=2), dict(loss="hinge", spectral_norm=True), dict(loss="lsgan"),
+    dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
+    dict(rnn="gru", ema_decay=0.0),
+])
+def test_every_option_trains(tiny_data, tmp_path, options):
+    s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_steps=2, steps=3, **options))
+    groups, info = weights(s["checkpoint"])
+    assert all(torch.isfinite(v).all() for g in groups.values() for v in g.values())
+    assert ("G_ema" in groups) == (options.get("ema_decay", 0.999) > 0)
+
+
+def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):
+    from gancomposer.dataset import load_dataset
+    from gancomposer.train import build_models
+
+    ds = load_dataset(tiny_data)
+    real = torch.from_numpy(ds.train[:32].copy())
+    cfg = tiny(pretrain_steps=40, steps=0, ema_decay=0.0)
+
+    def nll(g):
+        torch.manual_seed(0)
+        logits = g(torch.randn(len(real), cfg.latent_dim), teacher=real)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 3), real.reshape(-1).long()).item()
+
+    torch.manual_seed(cfg.seed)
+    fresh, _ = build_models(cfg, ds.encoding)
+    s = quiet_train(tiny_data, tmp_path / "p", cfg)
+    trained, _ = build_models(cfg, ds.encoding)
+    trained.load_state_dict(weights(s["checkpoint"])[0]["G"])
+    assert nll(trained) < 0.7 * nll(fresh)
+
+
+def test_ema_clip_and_instance_noise_schedule():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = a.weight.detach().clone()
+    _ema(a, b, 0.9)
+    assert torch.allclose(a.weight, 0.9 * before + 0.1 * b.weight)
+    b.weight.grad = torch.full((2, 2), 10.0)
+    b.bias.grad = torch.zeros(2)
+    assert _clip(b.parameters(), 1.0) == pytest.approx(20.0)  # reports the norm before clipping
+    assert torch.linalg.vector_norm(b.weight.grad).item() == pytest.approx(1.0, rel=1e-4)
+    cfg = TrainConfig(instance_noise=0.4, instance_noise_steps=100)
+    assert [instance_noise_std(cfg, s) for s in (0, 50, 100, 200)] == pytest.approx([0.4, 0.2, 0.0, 0.0])
+
+
+def test_config_resolution_refuses_unknown_keys_and_bad_types(tmp_path):
+    assert resolve("tiny").g_hidden == PRESETS["tiny"]["g_hidden"]
+    toml = tmp_path / "c.toml"
+    toml.write_text("[train]\nsteps = 7\nloss = 'hinge'\n")
+    cfg = resolve("tiny", str(toml), ["d_steps=3", "spectral_norm=true", "lr_d=1e-3"])
+    assert (cfg.steps, cfg.loss, cfg.d_steps, cfg.spectral_norm, cfg.lr_d) == (7, "hinge", 3, True, 1e-3)
+    with pytest.raises(MusicError, match="unknown setting 'stepz'"):
+        resolve(None, None, ["stepz=3"])
+    with pytest.raises(MusicError, match="expected int"):
+        resolve(None, None, ["steps=many"])
+    with pytest.raises(MusicError, match="loss='bce'"):
+        resolve(None, None, ["loss=bce"])
+    with pytest.raises(MusicError, match="unknown preset"):
+        resolve("huge")
