@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m gancomposer demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/prepare.py

@@ -21,6 +21,29 @@ def _range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+class _HelpConfig(argparse.Action):
+    """``--help-config``: list every training setting with its default and the presets, then exit."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import inspect
+
+        from .config import PRESETS, TrainConfig
+
+        source = inspect.getsource(TrainConfig).splitlines()
+        for line in source:
+            stripped = line.strip()
+            if stripped.startswith("#") or (":" in stripped and "=" in stripped and not stripped.startswith("def")):
+                print(stripped)
+            elif stripped.startswith("def"):
+                break
+        for name, values in PRESETS.items():
+            print(f"\npreset {name}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+        parser.exit()
+
+
 def cmd_corpora(args: argparse.Namespace) -> int:
     from .corpora import CORPORA, DEFAULT_CORPUS, count_pieces
 
@@ -82,7 +105,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         best = summary["best_score"]
         print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; last checkpoint "
-              f"{summary['checkpoint']}; best validation feature distance {best:.3f}")
+              f"{summary['checkpoint']}; best validation Fréchet feature distance {best:.2f}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .baselines import markov_rolls, random_rolls
+    from .dataset import load_dataset
+    from .render import write_rolls_midi
+
+    ds = load_dataset(args.data)
+    train = ds.piece_rolls("train")
+    steps = args.bars * ds.encoding.steps_per_bar((4, 4))
+    if args.kind == "markov":
+        rolls = markov_rolls(train, args.n, steps, order=args.order, seed=args.seed)
+    else:
+        rolls = random_rolls(train, args.n, steps, seed=args.seed)
+    tempo = float(np.median([p["tempo"] for p in ds.manifest["pieces"]]))
+    paths = write_rolls_midi(rolls, ds.encoding, args.out, prefix=args.kind, tempo=tempo, force=args.force)
+    print(f"wrote {len(paths)} {args.kind} pieces of {args.bars} bars to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, markdown_table
+
+    sets = {"generated": args.generated}
+    for item in args.baseline or []:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise MusicError(f"--baseline {item!r}: expected NAME=FOLDER")
+        sets[name] = folder
+    report = evaluate(sets, reference=args.reference, corpus=args.corpus, out=args.out,
+                      log=lambda line: print(line, file=sys.stderr))
+    print(markdown_table(report))
+    if args.out:
+        print(f"\nreport: {Path(args.out) / 'report.md'}")
     return 0
 
 
@@ -134,7 +194,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (same seed, same run on the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings, see --help-config")
+    p.add_argument("--help-config", action=_HelpConfig, help="list every setting with its default, and the presets")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("baseline", help="compose with a non-neural baseline (Markov chain or random notes)")
+    p.add_argument("kind", choices=["markov", "random"])
+    p.add_argument("--data", required=True, help="dataset folder written by `gancomposer prepare`")
+    p.add_argument("--out", required=True, help="folder for the MIDI files")
+    p.add_argument("--n", type=int, default=32, help="number of pieces")
+    p.add_argument("--bars", type=int, default=8, help="bars per piece")
+    p.add_argument("--order", type=int, default=2, help="Markov order, in grid steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("evaluate", help="compare generated music with a reference style; write a report")
+    p.add_argument("--generated", required=True, help="folder of generated MIDI files")
+    p.add_argument("--reference", help="a dataset folder or a folder of music (default: the bundled corpus)")
+    p.add_argument("--corpus", help="a bundled corpus as the reference (default bach-chorales)")
+    p.add_argument("--baseline", action="append", metavar="NAME=FOLDER",
+                   help="another set to put beside it, e.g. markov=out/markov (repeatable)")
+    p.add_argument("--out", help="folder for report.json, report.md and plots")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="what `make demo` runs")
     p.add_argument("--out", default="output", help="folder for the results")

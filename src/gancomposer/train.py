@@ -39,7 +39,7 @@ from .encoding import Encoding, decode
 from .files import write_json_atomic
 from .io.midi import write_midi
 from .losses import d_loss, feature_matching, g_loss, gradient_penalty, interpolate, r1_penalty
-from .metrics import feature_distance, feature_matrix
+from .metrics import SCALAR_FEATURES, feature_matrix, frechet_distance
 from .model import Discriminator, Generator, onehot_to_features, roll_to_onehot
 from .piece import MusicError
 
@@ -243,7 +243,7 @@ def train(
         writer = SummaryWriter(str(run / "tensorboard"))
     fixed_z = torch.randn(cfg.samples or 1, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 12345))
     fixed_z = fixed_z.to(device)
-    eval_z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 999)).to(device)
+    eval_z = torch.randn(128, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 999)).to(device)
     valid = ds.valid if len(ds.valid) else ds.train[:256]
     ref_features = feature_matrix(valid[:512], enc)
 
@@ -285,9 +285,9 @@ def train(
     def evaluate() -> float:
         rolls = compose_rolls(sampler(), eval_z, window, seed=cfg.seed + 1)
         feats = feature_matrix(rolls, enc)
-        score = feature_distance(feats, ref_features)
-        writer.add_scalar("valid/feature_distance", score, done())
-        for i, name in enumerate(("polyphony", "onsets_per_beat", "empty_beat_rate")):
+        score = frechet_distance(feats, ref_features)
+        writer.add_scalar("valid/frechet_distance", score, done())
+        for i, name in enumerate(SCALAR_FEATURES):
             writer.add_scalar(f"valid/{name}", float(feats[:, i].mean()), done())
         return score
 

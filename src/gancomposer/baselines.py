@@ -1,0 +1,85 @@
+"""Non-neural baselines on the same data and encoding: a Markov chain over grid states, and random notes.
+
+Both produce rolls that decode to MIDI exactly like the GAN's, so a report can set model, baselines and
+real data side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .encoding import HOLD, OFF, ONSET
+
+
+def markov_rolls(
+    piece_rolls: list[np.ndarray], n: int, steps: int, *, order: int = 2, seed: int = 0
+) -> list[np.ndarray]:
+    """``n`` rolls of ``steps`` steps from an order-``order`` Markov chain over whole grid states.
+
+    A *state* is one step's full column of OFF/ONSET/HOLD cells (a chord with its onsets). Each piece is
+    a sequence of states preceded by ``order`` start markers; the next state is drawn from the counts of
+    what followed the last ``order`` states in the training pieces, backing off to shorter contexts when a
+    context was never seen (order 0 draws from all states).
+    """
+    if order < 0:
+        raise ValueError(f"order must be >= 0, got {order}")
+    rng = np.random.default_rng(seed)
+    vocab: dict[bytes, int] = {}
+    states: list[np.ndarray] = []
+    counts: list[dict[tuple, dict[int, int]]] = [dict() for _ in range(order + 1)]
+    start = -1
+    for roll in piece_rolls:
+        seq = [start] * order
+        for row in roll:
+            key = row.tobytes()
+            if key not in vocab:
+                vocab[key] = len(states)
+                states.append(row.copy())
+            seq.append(vocab[key])
+        for i in range(order, len(seq)):
+            for k in range(order + 1):
+                ctx = tuple(seq[i - k : i])
+                table = counts[k].setdefault(ctx, {})
+                table[seq[i]] = table.get(seq[i], 0) + 1
+    if not states:
+        raise ValueError("the Markov baseline needs at least one non-empty piece")
+    out = []
+    for _ in range(n):
+        seq = [start] * order
+        for _ in range(steps):
+            for k in range(order, -1, -1):
+                table = counts[k].get(tuple(seq[len(seq) - k :]) if k else ())
+                if table:
+                    break
+            ids = np.fromiter(table.keys(), int)
+            p = np.fromiter(table.values(), float)
+            seq.append(int(rng.choice(ids, p=p / p.sum())))
+        out.append(np.stack([states[i] for i in seq[order:]]))
+    return out
+
+
+def random_rolls(piece_rolls: list[np.ndarray], n: int, steps: int, *, seed: int = 0) -> list[np.ndarray]:
+    """``n`` rolls of random notes: uniform pitches in range, onsets at the training data's note rate,
+    lengths drawn from the training notes' lengths (the floor any model must clear)."""
+    from .metrics.features import _notes
+
+    rng = np.random.default_rng(seed)
+    lengths, total_notes, total_steps = [], 0, 0
+    for roll in piece_rolls:
+        _, _, length = _notes(roll)
+        lengths.append(length)
+        total_notes += len(length)
+        total_steps += len(roll)
+    lengths = np.concatenate(lengths) if lengths else np.array([4])
+    rate = total_notes / max(1, total_steps)
+    pitches = piece_rolls[0].shape[1]
+    out = []
+    for _ in range(n):
+        roll = np.full((steps, pitches), OFF, np.uint8)
+        for _ in range(rng.poisson(rate * steps)):
+            p, s = rng.integers(pitches), rng.integers(steps)
+            e = min(steps, s + int(rng.choice(lengths)))
+            roll[s + 1 : e, p] = np.where(roll[s + 1 : e, p] == ONSET, ONSET, HOLD)
+            roll[s, p] = ONSET
+        out.append(roll)
+    return out

@@ -1,0 +1,10 @@
+"""Objective metrics: per-window features (:mod:`.features`) and set-level comparisons (:mod:`.compare`)."""
+
+from .compare import (classifier_two_sample_test, copy_rate, frechet_distance, kl_divergence, overlap_area,
+                      training_window_keys)
+from .features import HISTOGRAM_FEATURES, SCALAR_FEATURES, feature_matrix, feature_vector
+
+__all__ = [
+    "HISTOGRAM_FEATURES", "SCALAR_FEATURES", "classifier_two_sample_test", "copy_rate", "feature_matrix",
+    "feature_vector", "frechet_distance", "kl_divergence", "overlap_area", "training_window_keys",
+]
