@@ -95,3 +95,20 @@ def prune(folder: Path, keep: int) -> None:
     for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
         old.unlink(missing_ok=True)
         state_path(old).unlink(missing_ok=True)
+
+
+def export_generator(source: str | os.PathLike, out: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write the generator of a checkpoint (its moving average when there is one) as a small sampling-only
+    checkpoint: what the package ships as its pretrained model."""
+    src = find(source, prefer="best")
+    groups, info = load(src)
+    weights = groups.get("G_ema") or groups.get("G")
+    if weights is None:
+        raise MusicError(f"{src}: holds no generator weights")
+    info = {**info, "exported_from": src.name, **(extra or {})}
+    info.pop("checkpoint_version", None)
+    tensors = {f"G.{k}": v.contiguous() for k, v in weights.items()}
+    meta = {"gancomposer": json.dumps({"checkpoint_version": CHECKPOINT_VERSION, **info})}
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(out)

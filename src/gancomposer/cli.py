@@ -146,6 +146,79 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in ("mid", "wav", "png")]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"formats are mid, wav and png (comma-separated), got {text!r}")
+    return formats
+
+
+def _program(text: str) -> int:
+    from .audio import INSTRUMENTS
+
+    if text.isdigit() and 0 <= int(text) <= 127:
+        return int(text)
+    if text.lower() in INSTRUMENTS:
+        return INSTRUMENTS[text.lower()]
+    raise argparse.ArgumentTypeError(f"instrument: one of {', '.join(INSTRUMENTS)} or a GM program 0-127")
+
+
+def _save_all(pieces, out: Path, formats: list[str], force: bool) -> list[Path]:
+    """Write each piece in each format; refuses to overwrite unless ``force``. Returns the paths."""
+    written = []
+    targets = [(cp, out / f"{cp.piece.name}.{fmt}") for cp in pieces for fmt in formats]
+    taken = [p for _, p in targets if p.exists()]
+    if taken and not force:
+        raise MusicError(f"{taken[0]} exists; use --force to overwrite or choose another --out")
+    for cp, path in targets:
+        {"mid": cp.save_midi, "wav": cp.save_wav, "png": cp.save_png}[path.suffix[1:]](path)
+        written.append(path)
+    return written
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import random
+
+    from .compose import MAX_SEED, Composer
+
+    composer = Composer.load(args.model)
+    if args.instrument is not None:
+        composer.program = args.instrument
+    seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
+    pieces = composer.compose(n=args.n, bars=args.bars, seed=seed, temperature=args.temperature)
+    written = _save_all(pieces, Path(args.out), args.format, args.force)
+    notes = sum(len(cp.piece) for cp in pieces)
+    print(f"composed {len(pieces)} pieces of {args.bars} bars ({notes} notes) with seed {seed} "
+          f"using {composer.name}; wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .compose import Composer, concatenate
+    from .io.midi import write_midi
+
+    composer = Composer.load(args.model)
+    pieces = composer.interpolate(args.seed_a, args.seed_b, steps=args.steps, bars=args.bars,
+                                  temperature=args.temperature)
+    written = _save_all(pieces, Path(args.out), args.format, args.force)
+    walk = Path(args.out) / f"interp-{args.seed_a}-{args.seed_b}-all.mid"
+    if walk.exists() and not args.force:
+        raise MusicError(f"{walk} exists; use --force to overwrite or choose another --out")
+    write_midi(concatenate(pieces), walk, program=composer.program)
+    print(f"wrote {len(pieces)} steps from seed {args.seed_a} to seed {args.seed_b} ({len(written)} files) "
+          f"and {walk}, which plays them in turn")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import export_generator
+
+    path = export_generator(args.model, args.out)
+    print(f"exported the generator of {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"preparing the bundled Bach chorales into {out / 'data'} ...")
@@ -216,6 +289,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another set to put beside it, e.g. markov=out/markov (repeatable)")
     p.add_argument("--out", help="folder for report.json, report.md and plots")
     p.set_defaults(func=cmd_evaluate)
+
+    def compose_options(p, with_n: bool) -> None:
+        p.add_argument("--model", help="a checkpoint file or run folder (default: the shipped Bach model)")
+        p.add_argument("--bars", type=int, default=8, help="bars per piece (any length)")
+        if with_n:
+            p.add_argument("--n", type=int, default=4, help="number of pieces (one batched pass)")
+            p.add_argument("--seed", type=int, help="same seed, same music (default: random)")
+        p.add_argument("--temperature", type=float, default=1.0, help="< 1 safer, > 1 wilder")
+        p.add_argument("--out", default="output", help="output folder")
+        p.add_argument("--format", type=_formats, default=["mid"], help="any of mid,wav,png")
+        p.add_argument("--instrument", type=_program, help="organ, choir, piano, ... or a GM program number")
+        p.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    p = sub.add_parser("generate", help="compose new pieces as MIDI, WAV and PNG")
+    compose_options(p, with_n=True)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("interpolate", help="walk through latent space between two seeds")
+    p.add_argument("--seed-a", type=int, required=True)
+    p.add_argument("--seed-b", type=int, required=True)
+    p.add_argument("--steps", type=int, default=5, help="pieces along the walk, both ends included")
+    compose_options(p, with_n=False)
+    p.set_defaults(func=cmd_interpolate, bars=4)
+
+    p = sub.add_parser("export", help="write a checkpoint's generator alone (what the package ships)")
+    p.add_argument("--model", required=True, help="checkpoint file or run folder (its best checkpoint)")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="what `make demo` runs")
     p.add_argument("--out", default="output", help="folder for the results")

@@ -91,9 +91,10 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(g_hidden=32, g_layers=1, d_hidden=16, latent_dim=16, step_noise_dim=4, batch_size=16,
                  steps=30, pretrain_steps=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
     # The recipe of the shipped Bach-chorale model (see MODEL_CARD.md).
-    "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_steps=1500,
-                 pretrain_lr=2e-3, steps=3000, lr_g=1e-4, lr_d=2e-4, label_smoothing=0.1,
-                 feature_matching=1.0, ema_decay=0.995, eval_every=250, checkpoint_every=250),
+    "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_steps=2000,
+                 pretrain_lr=2e-3, steps=2500, lr_g=1e-4, lr_d=2e-4, label_smoothing=0.1,
+                 feature_matching=0.1, ema_decay=0.995, eval_every=250, checkpoint_every=250,
+                 keep_checkpoints=100),
 }
 
 

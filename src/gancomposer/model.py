@@ -83,6 +83,27 @@ class Generator(nn.Module):
         self.prev_to_input = nn.Linear(2 * n_pitches, hidden, bias=False)
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, n_pitches * N_STATES)
+        # Each pitch also sees its own previous state directly (shared across pitches): "a sounding note
+        # tends to go on" is then one small linear map instead of something the RNN must rediscover.
+        self.local = nn.Linear(2, N_STATES)
+
+    @torch.no_grad()
+    def init_from_data(self, rolls: torch.Tensor) -> None:
+        """Start the per-pitch path at the data's own transition table: log P(state | previous state).
+
+        Adam moves a weight by about the learning rate per step, so log-odds of -5 for "silence stays
+        silent" would otherwise take thousands of steps to reach; this makes step 0 as good as a first-order
+        model of each pitch, and training spends its time on what the recurrent part adds.
+        """
+        r = rolls.long()
+        prev = torch.cat([torch.zeros_like(r[:, :1]), r[:, :-1]], 1)
+        counts = torch.zeros(N_STATES, N_STATES)
+        counts.index_put_((prev.reshape(-1), r.reshape(-1)), torch.ones(r.numel()), accumulate=True)
+        logp = torch.log((counts + 1) / (counts + 1).sum(1, keepdim=True))  # rows: previous state
+        self.local.bias.copy_(logp[0])  # previous OFF: the input is (0, 0)
+        self.local.weight[:, 0].copy_(logp[1] - logp[0])  # previous ONSET: input (1, 0)
+        self.local.weight[:, 1].copy_(logp[2] - logp[0])  # previous HOLD: input (0, 1)
+        self.head.bias.zero_()
 
     def initial_state(self, z: torch.Tensor):
         """Recurrent state from the latent vector ``z`` of shape ``(B, latent_dim)``."""
@@ -112,17 +133,17 @@ class Generator(nn.Module):
             return self.teacher_forced_logits(z, teacher)
         b = z.shape[0]
         if carry is None:
-            state, prev, start = self.initial_state(z), z.new_zeros(b, 2 * self.n_pitches), 0
+            state, prev, start = self.initial_state(z), z.new_zeros(b, self.n_pitches, 2), 0
         else:
             state, prev, start = carry
         base = self._inputs(z, steps, start, generator)
         outs, logits_all = [], []
         for t in range(steps):
-            x = base[:, t] + self.prev_to_input(prev)
+            x = base[:, t] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
-            logits = self.head(h[:, 0]).view(b, self.n_pitches, N_STATES) / temperature
+            logits = (self.head(h[:, 0]).view(b, self.n_pitches, N_STATES) + self.local(prev)) / temperature
             y = straight_through_sample(logits, tau, generator)
-            prev = y[..., 1:].transpose(-1, -2).reshape(b, -1)
+            prev = y[..., 1:]
             outs.append(y)
             logits_all.append(logits)
         return torch.stack(outs, 1), torch.stack(logits_all, 1), (state, prev, start + steps)
@@ -133,11 +154,11 @@ class Generator(nn.Module):
         ``real`` is a ``(B, T, P)`` roll of states. All steps run in one recurrent call, so it is fast.
         """
         b, steps, _ = real.shape
-        feats = onehot_to_features(roll_to_onehot(real))
-        prev = torch.cat([feats.new_zeros(b, 1, feats.shape[-1]), feats[:, :-1]], 1)
-        x = self._inputs(z, steps, 0, None) + self.prev_to_input(prev)
+        onehot = roll_to_onehot(real)[..., 1:]  # (B, T, P, 2)
+        prev = torch.cat([onehot.new_zeros(b, 1, self.n_pitches, 2), onehot[:, :-1]], 1)
+        x = self._inputs(z, steps, 0, None) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, _ = self.rnn(x, self.initial_state(z))
-        return self.head(h).view(b, steps, self.n_pitches, N_STATES)
+        return self.head(h).view(b, steps, self.n_pitches, N_STATES) + self.local(prev)
 
 
 class Discriminator(nn.Module):

@@ -197,6 +197,7 @@ def train(
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     G, D = build_models(cfg, enc)
+    G.init_from_data(windows)
     G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
     opt_pre = torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr)
@@ -204,7 +205,7 @@ def train(
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     batches = Batches(windows, cfg.batch_size, cfg.seed, d.rank, d.world)
     torch.manual_seed(cfg.seed * 1000 + d.rank + 1)  # each process its own noise
-    counters = {"pretrain_step": 0, "step": 0, "best": math.inf, "collapse": 0}
+    counters = {"pretrain_step": 0, "step": 0, "best": math.inf, "collapse": 0, "seconds": 0.0}
 
     existing = sorted(ckdir.glob("step-*.safetensors"))
     if resume:
@@ -254,6 +255,7 @@ def train(
         return G_ema if G_ema is not None else Gm
 
     def save(name: str, with_state: bool = True) -> Path:
+        counters["seconds"] = seconds_before + time.perf_counter() - t0
         path = ckdir / f"{name}.safetensors"
         state = None
         if with_state:
@@ -269,6 +271,7 @@ def train(
                 models["G_ema"] = G_ema
             info = {"config": cfg.to_dict(), "data": data_info, "step": done(),
                     "pretrain_step": counters["pretrain_step"], "adversarial_step": counters["step"],
+                    "training_seconds": round(counters["seconds"], 1),
                     "best_score": counters["best"] if math.isfinite(counters["best"]) else None}
             checkpoint.save(path, models, info, state)
         return path
@@ -311,7 +314,7 @@ def train(
 
     bar = tqdm(total=cfg.pretrain_steps + cfg.steps, initial=done(), disable=not (progress and d.main),
                desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
-    t0, steps0 = time.perf_counter(), done()
+    t0, steps0, seconds_before = time.perf_counter(), done(), counters["seconds"]
     try:
         # ---- phase 1: maximum-likelihood pre-training of G (teacher forcing) ----
         while counters["pretrain_step"] < cfg.pretrain_steps:

@@ -67,7 +67,9 @@ def frechet_distance(generated: np.ndarray, reference: np.ndarray) -> float:
     g, r = (generated - mu) / sd, (reference - mu) / sd
     m1, m2 = g.mean(0), r.mean(0)
     c1, c2 = np.cov(g, rowvar=False), np.cov(r, rowvar=False)
-    c1, c2 = np.atleast_2d(c1), np.atleast_2d(c2)
+    # a little ridge keeps constant features (a singular covariance) from breaking the matrix root
+    eps = 1e-6 * np.eye(np.atleast_2d(c1).shape[0])
+    c1, c2 = np.atleast_2d(c1) + eps, np.atleast_2d(c2) + eps
     covmean = linalg.sqrtm(c1 @ c2)
     if np.iscomplexobj(covmean):
         covmean = covmean.real
