@@ -43,3 +43,14 @@ def tiny_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_data")
     prepare([str(src)], out, options=PrepareOptions(valid_fraction=0.2), progress=False, log=lambda s: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """A run folder trained for a few seconds with the tiny preset."""
+    from gancomposer.config import resolve
+    from gancomposer.train import train
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    train(tiny_data, run, resolve("tiny"), progress=False, log=lambda s: None)
+    return run

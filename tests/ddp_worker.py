@@ -9,7 +9,8 @@ from gancomposer.config import resolve
 from gancomposer.train import train
 
 data, run, out = sys.argv[1:4]
-cfg = resolve("tiny", None, ["pretrain_steps=3", "steps=4", "checkpoint_every=5", "eval_every=5", "batch_size=8"])
+cfg = resolve("tiny", None, ["pretrain_steps=3", "steps=4", "checkpoint_every=5", "eval_every=5", "batch_size=8",
+                             "mle_weight=1.0", "feature_matching=0.5"])
 summary = train(data, run, cfg, progress=False, log=lambda s: None)
 rank = dist.get_rank()
 for name in ("generator", "discriminator"):

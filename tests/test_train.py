@@ -132,7 +132,7 @@ def test_d_steps_and_ttur_learning_rates(tiny_data, tmp_path):
 @pytest.mark.parametrize("options", [
     dict(loss="wgan-gp", d_steps=2), dict(loss="hinge", spectral_norm=True), dict(loss="lsgan"),
     dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
-    dict(rnn="gru", ema_decay=0.0),
+    dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_steps=2),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_steps=2, steps=3, **options))

@@ -219,6 +219,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .web.app import create_app, find_models
+
+    models = find_models(args.runs)
+    if args.model:
+        models = {Path(args.model).stem if Path(args.model).is_file() else Path(args.model).name: Path(args.model),
+                  **models}
+    if not models:
+        raise MusicError("no model to serve: pass --model or --runs, or reinstall the package")
+    app = create_app(models, args.out, workers=args.workers)
+    where = f"http://{args.host}:{args.port}/"
+    print(f"gancomposer: serving {', '.join(models)} at {where} (API docs at {where}docs); Ctrl-C stops")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"preparing the bundled Bach chorales into {out / 'data'} ...")
@@ -317,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint file or run folder (its best checkpoint)")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="a local web page to compose, listen and download")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", help="a checkpoint or run folder to offer first")
+    p.add_argument("--runs", help="a folder searched for training runs to offer too")
+    p.add_argument("--out", help="folder for composed files (default: a new temporary folder)")
+    p.add_argument("--workers", type=int, default=2, help="pieces composed at once; more requests queue")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="what `make demo` runs")
     p.add_argument("--out", default="output", help="folder for the results")

@@ -48,6 +48,7 @@ class TrainConfig:
     gp_lambda: float = 10.0  # gradient penalty weight (wgan-gp)
     feature_matching: float = 0.0  # weight of the feature-matching term added to G's loss
     grad_clip: float = 0.0  # max gradient norm for G and D (0: off)
+    mle_weight: float = 0.0  # teacher-forced likelihood term kept in G's loss during adversarial training
     ema_decay: float = 0.999  # moving average of G's weights used for sampling (0: off)
     gumbel_tau: float = 1.0  # temperature of the Gumbel-softmax gradient
     # --- maximum-likelihood (teacher-forcing) pre-training of G ---
@@ -91,10 +92,10 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(g_hidden=32, g_layers=1, d_hidden=16, latent_dim=16, step_noise_dim=4, batch_size=16,
                  steps=30, pretrain_steps=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
     # The recipe of the shipped Bach-chorale model (see MODEL_CARD.md).
-    "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_steps=2000,
-                 pretrain_lr=2e-3, steps=2500, lr_g=1e-4, lr_d=2e-4, label_smoothing=0.1,
-                 feature_matching=0.1, ema_decay=0.995, eval_every=250, checkpoint_every=250,
-                 keep_checkpoints=100),
+    "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_steps=3000,
+                 pretrain_lr=2e-3, steps=1000, lr_g=1e-4, lr_d=1e-4, label_smoothing=0.1,
+                 feature_matching=0.1, mle_weight=1.0, ema_decay=0.995, eval_every=250,
+                 checkpoint_every=250, keep_checkpoints=100),
 }
 
 

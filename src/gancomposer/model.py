@@ -110,9 +110,9 @@ class Generator(nn.Module):
         s = torch.tanh(self.z_to_state(z)).view(z.shape[0], -1, self.layers, self.hidden).permute(1, 2, 0, 3)
         return (s[0].contiguous(), s[1].contiguous()) if self.kind == "lstm" else s[0].contiguous()
 
-    def _inputs(self, z, steps, start, generator):
-        b = z.shape[0]
-        noise = torch.randn(b, steps, self.step_noise_dim, generator=generator, device=z.device)
+    def _inputs(self, z: torch.Tensor, start: int, noise: torch.Tensor) -> torch.Tensor:
+        """Per-step inputs ``(B, T, hidden)`` from the latent, bar positions from ``start`` and step noise."""
+        b, steps, _ = noise.shape
         pos = bar_position(start, steps, self.steps_per_bar, z.device).expand(b, steps, -1)
         return self.z_to_input(z).unsqueeze(1) + self.cond_to_input(torch.cat([pos, noise], -1))
 
@@ -136,10 +136,11 @@ class Generator(nn.Module):
             state, prev, start = self.initial_state(z), z.new_zeros(b, self.n_pitches, 2), 0
         else:
             state, prev, start = carry
-        base = self._inputs(z, steps, start, generator)
         outs, logits_all = [], []
         for t in range(steps):
-            x = base[:, t] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
+            # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
+            noise = torch.randn(b, 1, self.step_noise_dim, generator=generator, device=z.device)
+            x = self._inputs(z, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
             logits = (self.head(h[:, 0]).view(b, self.n_pitches, N_STATES) + self.local(prev)) / temperature
             y = straight_through_sample(logits, tau, generator)
@@ -156,7 +157,8 @@ class Generator(nn.Module):
         b, steps, _ = real.shape
         onehot = roll_to_onehot(real)[..., 1:]  # (B, T, P, 2)
         prev = torch.cat([onehot.new_zeros(b, 1, self.n_pitches, 2), onehot[:, :-1]], 1)
-        x = self._inputs(z, steps, 0, None) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
+        noise = torch.randn(b, steps, self.step_noise_dim, device=z.device)
+        x = self._inputs(z, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, _ = self.rnn(x, self.initial_state(z))
         return self.head(h).view(b, steps, self.n_pitches, N_STATES) + self.local(prev)
 

@@ -20,7 +20,9 @@ import copy
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -312,6 +314,13 @@ def train(
         where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
         raise TrainingStopped(f"training stopped at step {done()}: {reason}; {where}")
 
+    # SIGTERM (a scheduler's stop, `kill`) is treated like Ctrl-C: save, then leave.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, on_term) if in_main_thread else None
+
     bar = tqdm(total=cfg.pretrain_steps + cfg.steps, initial=done(), disable=not (progress and d.main),
                desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
     t0, steps0, seconds_before = time.perf_counter(), done(), counters["seconds"]
@@ -343,7 +352,8 @@ def train(
             sigma = instance_noise_std(cfg, counters["step"])
             # D phase: d_steps updates on real (label 1) and generated (label 0) pieces
             for _ in range(cfg.d_steps):
-                real = onehot_to_features(roll_to_onehot(batches.next().to(device)))
+                real_rolls = batches.next().to(device)
+                real = onehot_to_features(roll_to_onehot(real_rolls))
                 b = real.shape[0]
                 z = torch.randn(b, cfg.latent_dim, device=device)
                 with torch.no_grad(), amp:
@@ -383,6 +393,10 @@ def train(
                         with torch.no_grad():
                             _, r_feats = Dm(real.detach(), with_features=True)
                         loss_g = loss_g + cfg.feature_matching * feature_matching(r_feats.float(), f_feats.float())
+                if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
+                    logits = Gm(z, teacher=real_rolls)
+                    loss_g = loss_g + cfg.mle_weight * F.cross_entropy(
+                        logits.reshape(-1, logits.shape[-1]).float(), real_rolls.reshape(-1).long())
             if _any(not torch.isfinite(loss_g).item(), d, device):
                 stop(f"G's loss became {loss_g.item()}")
             opt_g.zero_grad(set_to_none=True)
@@ -416,6 +430,8 @@ def train(
         bar.close()
         if writer is not None:
             writer.close()
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
     if done() % cfg.checkpoint_every:  # the last step was not a checkpoint step: make it one
         if d.main and done() % cfg.eval_every:

@@ -1,0 +1,1 @@
+"""The local web app: compose, listen, see and download (``gancomposer serve``)."""

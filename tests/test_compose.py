@@ -1,0 +1,103 @@
+"""Composing: determinism by seed, long pieces, interpolation, files out, audio and the README's API example."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import symusic
+
+from gancomposer.audio import render_wav, synthesize, wav_info
+from gancomposer.compose import DEFAULT_MODEL, Composer, concatenate
+from gancomposer.piece import MusicError
+from helpers import scale_piece
+
+
+def test_same_seed_same_music_other_seed_other_music(tiny_run):
+    c = Composer.load(tiny_run)
+    a = c.compose(n=3, bars=4, seed=7)
+    b = c.compose(n=3, bars=4, seed=7)
+    other = c.compose(n=3, bars=4, seed=8)
+    assert all(np.array_equal(x.roll, y.roll) for x, y in zip(a, b))
+    assert not all(np.array_equal(x.roll, y.roll) for x, y in zip(a, other))
+    assert [p.roll.shape[0] for p in a] == [4 * 16] * 3
+
+
+def test_long_pieces_are_one_continuous_pass(tiny_run):
+    c = Composer.load(tiny_run)
+    z = c.latents(2, seed=3)
+    chunked = c.compose_latents(z, 12, seed=3, chunk_bars=4)  # state carried over two boundaries
+    one_pass = c.compose_latents(z, 12, seed=3, chunk_bars=12)
+    assert all(np.array_equal(x, y) for x, y in zip(chunked, one_pass))
+    assert chunked[0].shape[0] == 12 * 16
+
+
+def test_interpolation_ends_at_the_seeds_latents(tiny_run):
+    c = Composer.load(tiny_run)
+    walk = c.interpolate(1, 2, steps=4, bars=2)
+    assert [p.meta["t"] for p in walk] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    start = c.compose_latents(c.latents(1, 1), 2, seed=1)[0]
+    assert np.array_equal(walk[0].roll, start)
+    joined = concatenate(walk, gap_bars=1)
+    assert joined.end <= 4 * (2 + 1) * 4 and len(joined) == sum(len(p.piece) for p in walk)
+
+
+def test_bad_requests_are_refused(tiny_run):
+    c = Composer.load(tiny_run)
+    for kwargs in (dict(bars=0), dict(n=0), dict(seed=-1), dict(temperature=0)):
+        with pytest.raises(MusicError):
+            c.compose(**kwargs)
+    with pytest.raises(MusicError, match="no checkpoint"):
+        Composer.load(tiny_run / "samples")
+
+
+def test_numpy_synth_wav_length_matches_the_music(tmp_path):
+    p = scale_piece(bars=2)  # 8 quarters at 96 qpm = 5 s, plus a 1 s tail
+    path = tmp_path / "a.wav"
+    assert render_wav(p, path, program=19, engine="numpy") == "numpy"
+    seconds, peak = wav_info(path)
+    assert seconds == pytest.approx(8 * 60 / 96 + 1.0, abs=0.01)
+    assert peak > 0.1
+    assert np.abs(synthesize(p, program=0)).max() > 0.1  # the piano voice sounds too
+
+
+@pytest.mark.skipif(not __import__("gancomposer.audio", fromlist=["x"]).fluidsynth_available(),
+                    reason="fluidsynth or a GM soundfont is not installed (apt-get install fluidsynth fluid-soundfont-gm)")
+def test_fluidsynth_wav_length_matches_the_music(tmp_path):
+    p = scale_piece(bars=2)
+    path = tmp_path / "f.wav"
+    assert render_wav(p, path, engine="fluidsynth") == "fluidsynth"
+    seconds, peak = wav_info(path)
+    assert 8 * 60 / 96 <= seconds <= 8 * 60 / 96 + 3 and peak > 0.01
+
+
+def test_generate_cli_writes_predictable_names_and_never_overwrites(tiny_run, tmp_path):
+    cmd = [sys.executable, "-m", "gancomposer", "generate", "--model", str(tiny_run), "--n", "2", "--bars", "4",
+           "--seed", "5", "--out", str(tmp_path), "--format", "mid,wav,png"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["seed5-0.mid", "seed5-0.png", "seed5-0.wav", "seed5-1.mid", "seed5-1.png", "seed5-1.wav"]
+    assert symusic.Score(str(tmp_path / "seed5-0.mid")).note_num() > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "--force" in again.stderr and "Traceback" not in again.stderr
+    assert subprocess.run(cmd + ["--force"], capture_output=True, timeout=120).returncode == 0
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the pretrained model is not in this checkout")
+def test_readme_api_example(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # the example from README.md, as written there
+    from gancomposer import Composer
+
+    composer = Composer.load()  # the pretrained Bach-chorale model shipped in the package
+    pieces = composer.compose(n=4, bars=8, seed=0)
+    pieces[0].save_midi("chorale.mid")
+    pieces[0].save_wav("chorale.wav")
+    pieces[0].save_png("chorale.png")
+
+    assert len(pieces) == 4 and all(len(p.piece) > 0 for p in pieces)
+    assert symusic.Score("chorale.mid").note_num() == len(pieces[0].piece)
+    seconds, peak = wav_info("chorale.wav")
+    assert seconds >= 8 * 4 * 60 / composer.tempo and peak > 0.01
+    assert (tmp_path / "chorale.png").stat().st_size > 1000

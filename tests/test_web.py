@@ -1,0 +1,114 @@
+"""The JSON API behind the page: every endpoint, the limits, range requests and traversal attempts."""
+
+import concurrent.futures
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gancomposer.web.app import create_app
+
+
+@pytest.fixture()
+def client(tiny_run, tmp_path):
+    app = create_app({"tiny": tiny_run}, tmp_path / "out", workers=2)
+    with TestClient(app) as c:
+        yield c
+
+
+def compose(client, **kw):
+    return client.post("/api/compose", json={"model": "tiny", "bars": 2, **kw})
+
+
+def test_page_static_files_and_openapi(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "Compose" in r.text and "/static/app.js" in r.text
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/index.html").status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/models", "/api/compose", "/api/interpolate", "/api/pieces", "/files/{name}"} <= set(paths)
+
+
+def test_models_compose_pieces_and_files(client):
+    assert client.get("/api/models").json() == [{"name": "tiny", "source": str(client.app.state.composer_state.models["tiny"])}]
+    r = compose(client, seed=3, n=2)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["seed"] == 3 and len(body["pieces"]) == 2
+    p = body["pieces"][0]
+    assert p["bars"] == 2 and p["notes"] and p["seconds"] > 0
+    for kind, media in (("mid", "audio/midi"), ("wav", "audio/wav"), ("png", "image/png")):
+        f = client.get(p["files"][kind])
+        assert f.status_code == 200 and f.headers["content-type"].startswith(media) and len(f.content) > 40
+    listed = client.get("/api/pieces").json()
+    assert [x["id"] for x in listed] == [x["id"] for x in body["pieces"]]
+    assert client.get(f"/api/pieces/{p['id']}").json()["notes"] == p["notes"]
+    assert client.get("/api/pieces/ffff").status_code == 404
+    again = compose(client, seed=3, n=2).json()["pieces"][0]
+    assert again["notes"] == p["notes"] and again["id"] != p["id"]  # same music, its own files
+
+
+def test_random_seed_when_omitted(client):
+    a, b = compose(client).json(), compose(client).json()
+    assert 0 <= a["seed"] < 2**32 and a["seed"] != b["seed"]
+
+
+def test_interpolate(client):
+    r = client.post("/api/interpolate", json={"model": "tiny", "seed_a": 1, "seed_b": 2, "steps": 3, "bars": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert [p["t"] for p in body["pieces"]] == [0.0, 0.5, 1.0]
+    assert client.get(body["walk"]).status_code == 200
+
+
+@pytest.mark.parametrize("payload", [
+    {"bars": 65}, {"bars": 0}, {"n": 17}, {"n": 0}, {"seed": -1}, {"seed": 2**32}, {"temperature": 0},
+    {"temperature": 5}, {"bars": "many"},
+])
+def test_limits_give_clear_4xx(client, payload):
+    r = client.post("/api/compose", json={"model": "tiny", **payload})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] in payload
+
+
+def test_unknown_model_is_404(client):
+    r = client.post("/api/compose", json={"model": "nope"})
+    assert r.status_code == 404 and "GET /api/models" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("path", [
+    "/files/../../etc/passwd", "/files/..%2F..%2Fetc%2Fpasswd", "/files/%2Fetc%2Fpasswd", "/files/passwd",
+    "/files/0123456789abcdef.txt", "/files/0123456789abcdef.mid", "/files/%2e%2e", "/files/.%2e/secret.mid",
+])
+def test_traversal_and_unknown_files_are_404(client, path):
+    r = client.get(path)
+    assert r.status_code == 404
+    assert "root:" not in r.text
+
+
+def test_audio_range_requests(client):
+    wav = compose(client, seed=1).json()["pieces"][0]["files"]["wav"]
+    full = client.get(wav).content
+    r = client.get(wav, headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == full[100:200]
+    assert r.headers["content-range"] == f"bytes 100-199/{len(full)}"
+    assert client.get(wav, headers={"Range": f"bytes={len(full) + 10}-"}).status_code == 416
+
+
+def test_concurrent_requests_each_get_their_own_piece(client):
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda s: compose(client, seed=s), range(12)))
+    assert all(r.status_code == 200 for r in results)
+    pieces = [r.json()["pieces"][0] for r in results]
+    assert [p["seed"] for p in pieces] == list(range(12))
+    assert len({p["id"] for p in pieces}) == 12
+    # each response describes the piece for its own seed
+    for p in pieces[:3]:
+        assert compose(client, seed=p["seed"]).json()["pieces"][0]["notes"] == p["notes"]
+
+
+def test_full_queue_answers_503(tiny_run, tmp_path):
+    app = create_app({"tiny": tiny_run}, tmp_path / "o", workers=1, max_queue=0)
+    with TestClient(app) as c:
+        r = c.post("/api/compose", json={"model": "tiny", "bars": 1})
+        assert r.status_code == 503 and "busy" in r.json()["detail"]
