@@ -62,7 +62,8 @@ def test_numpy_synth_wav_length_matches_the_music(tmp_path):
 
 
 @pytest.mark.skipif(not __import__("gancomposer.audio", fromlist=["x"]).fluidsynth_available(),
-                    reason="fluidsynth or a GM soundfont is not installed (apt-get install fluidsynth fluid-soundfont-gm)")
+                    reason="fluidsynth or a GM soundfont is not installed "
+                           "(apt-get install fluidsynth fluid-soundfont-gm)")
 def test_fluidsynth_wav_length_matches_the_music(tmp_path):
     p = scale_piece(bars=2)
     path = tmp_path / "f.wav"
@@ -101,3 +102,19 @@ def test_readme_api_example(tmp_path, monkeypatch):
     seconds, peak = wav_info("chorale.wav")
     assert seconds >= 8 * 4 * 60 / composer.tempo and peak > 0.01
     assert (tmp_path / "chorale.png").stat().st_size > 1000
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the pretrained model is not in this checkout")
+def test_demo_writes_eight_midi_wav_and_png(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gancomposer", "demo", "--out", str(tmp_path)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    mids, wavs, pngs = (sorted(tmp_path.glob(f"*.{k}")) for k in ("mid", "wav", "png"))
+    assert len(mids) == len(wavs) == len(pngs) == 8
+    for mid, wav in zip(mids, wavs):
+        score = symusic.Score(str(mid))
+        assert score.note_num() > 0
+        music_s = score.to("second").end()
+        seconds, peak = wav_info(wav)
+        assert peak > 0.01  # not silent
+        assert music_s <= seconds <= music_s + 3.0  # the audio is as long as the music (plus the release)

@@ -30,7 +30,8 @@ def test_page_static_files_and_openapi(client):
 
 
 def test_models_compose_pieces_and_files(client):
-    assert client.get("/api/models").json() == [{"name": "tiny", "source": str(client.app.state.composer_state.models["tiny"])}]
+    source = str(client.app.state.composer_state.models["tiny"])
+    assert client.get("/api/models").json() == [{"name": "tiny", "source": source}]
     r = compose(client, seed=3, n=2)
     assert r.status_code == 200
     body = r.json()

@@ -21,6 +21,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ComposedPiece", "Composer", "Encoding", "MusicError", "Piece", "decode", "encode", "read_file", "read_midi", "snap_to_grid", "write_midi",
+    "ComposedPiece", "Composer", "Encoding", "MusicError", "Piece", "decode", "encode", "read_file", "read_midi",
+    "snap_to_grid", "write_midi",
 ]
 __version__ = "0.1.0"

@@ -58,7 +58,8 @@ def load(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], d
     except MusicError:
         raise
     except Exception as e:
-        raise MusicError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MusicError(f"{path}: cannot read checkpoint ({reason})") from None
     info = json.loads(meta["gancomposer"])
     if info.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise MusicError(f"{path}: checkpoint version {info.get('checkpoint_version')}, expected {CHECKPOINT_VERSION}")

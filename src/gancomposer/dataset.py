@@ -187,7 +187,7 @@ def prepare(
     rolls, windows, index = [], {"train": [], "valid": []}, {"train": [], "valid": []}
     piece_rows, dropped_notes = [], 0
     offset = 0
-    for n, ((src, i, piece), split) in enumerate(zip(pieces, splits)):
+    for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
         dropped_notes += int((~in_range(piece, enc)).sum())
         roll = encode(piece, enc)
         rolls.append(roll)

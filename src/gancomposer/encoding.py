@@ -135,7 +135,8 @@ def encode(piece: Piece, enc: Encoding, n_steps: int | None = None) -> np.ndarra
     steps = int(off.max()) if len(off) else 0
     # Sounding cells via a difference array: +1 at each onset, -1 at each offset, then a running sum.
     size = (steps + 1) * enc.n_pitches
-    diff = np.bincount(on * enc.n_pitches + col, minlength=size) - np.bincount(off * enc.n_pitches + col, minlength=size)
+    diff = np.bincount(on * enc.n_pitches + col, minlength=size)
+    diff -= np.bincount(off * enc.n_pitches + col, minlength=size)
     sounding = np.cumsum(diff.reshape(steps + 1, enc.n_pitches)[:steps], axis=0) > 0
     roll = sounding.view(np.uint8) * np.uint8(HOLD)
     roll[on, col] = ONSET

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache
-from .dataset import PrepareOptions, load_dataset, load_sources, prepare, split_pieces
+from .dataset import load_dataset, load_sources, prepare, split_pieces
 from .encoding import Encoding, encode, fit_pitch_range
 from .files import write_bytes_atomic, write_json_atomic
 from .io import find_music_files

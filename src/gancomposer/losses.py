@@ -29,7 +29,9 @@ def check_loss(kind: str) -> None:
         raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
 
 
-def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def d_loss(
+    kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """D's loss for one batch of real and fake logits."""
     r, f = real_logits, fake_logits
     if kind == "gan":

@@ -4,7 +4,6 @@ figures of an evaluation report."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 

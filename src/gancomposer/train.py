@@ -17,7 +17,6 @@ DistributedDataParallel modules with their own optimisers, D's forward in G's ph
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import signal
