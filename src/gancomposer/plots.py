@@ -100,12 +100,19 @@ def save_pitch_class_histograms(hists: dict[str, np.ndarray], path: str | os.Pat
 
 
 def save_curve(xs: list[float], series: dict[str, list[float]], xlabel: str, path: str | os.PathLike,
-               title: str = "") -> None:
-    """One small panel per series against a shared x axis (e.g. metrics against training minutes)."""
+               title: str = "", levels: dict[str, dict[str, float]] | None = None, mark: float | None = None,
+               mark_label: str = "") -> None:
+    """One small panel per series against a shared x axis (e.g. metrics against training minutes), with
+    optional horizontal ``levels`` per series (e.g. baselines) and a vertical ``mark``."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(series), figsize=(3.8 * len(series), 3.2), squeeze=False)
     for ax, (name, ys) in zip(axes[0], series.items()):
-        ax.plot(xs, ys, marker="o")
+        ax.plot(xs, ys, marker="o", label="model")
+        for k, (label, value) in enumerate((levels or {}).get(name, {}).items()):
+            ax.axhline(value, ls="--", lw=1, color=f"C{k + 1}", label=label)
+        if mark is not None:
+            ax.axvline(mark, color="0.5", lw=0.8, ls=":", label=mark_label or None)
+        ax.legend(fontsize=6)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)

@@ -322,6 +322,16 @@ def train(
 
     bar = tqdm(total=cfg.pretrain_steps + cfg.steps, initial=done(), disable=not (progress and d.main),
                desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+    def update(loss: torch.Tensor, opt: torch.optim.Optimizer, params, what: str) -> float:
+        """One optimiser step on ``loss`` (stopping all processes first if it is not finite); the grad norm."""
+        if _any(not torch.isfinite(loss).item(), d, device):
+            stop(f"{what} became {loss.item()}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = _clip(params, cfg.grad_clip)
+        opt.step()
+        return norm
+
     t0, steps0, seconds_before = time.perf_counter(), done(), counters["seconds"]
     try:
         # ---- phase 1: maximum-likelihood pre-training of G (teacher forcing) ----
@@ -329,14 +339,8 @@ def train(
             real = batches.next().to(device)
             z = torch.randn(real.shape[0], cfg.latent_dim, device=device)
             with amp:
-                logits = G(z, teacher=real)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), real.reshape(-1).long())
-            if _any(not torch.isfinite(loss).item(), d, device):
-                stop(f"pre-training loss became {loss.item()}")
-            opt_pre.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = _clip(Gm.parameters(), cfg.grad_clip)
-            opt_pre.step()
+                loss = teacher_forced_nll(G, z, real)
+            gnorm = update(loss, opt_pre, Gm.parameters(), "the pre-training loss")
             _ema(G_ema, Gm, cfg.ema_decay)
             counters["pretrain_step"] += 1
             if d.main and done() % cfg.log_every == 0:
@@ -372,12 +376,7 @@ def train(
                         loss_d = loss_d + cfg.gp_lambda * gradient_penalty(logits[2 * b :], x_hat)
                     if cfg.r1_gamma > 0:
                         loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(r, real)
-                if _any(not torch.isfinite(loss_d).item(), d, device):
-                    stop(f"D's loss became {loss_d.item()}")
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                gnorm_d = _clip(Dm.parameters(), cfg.grad_clip)
-                opt_d.step()
+                gnorm_d = update(loss_d, opt_d, Dm.parameters(), "D's loss")
 
             # G phase: one update against the current D (D's gradients here are discarded)
             z = torch.randn(b, cfg.latent_dim, device=device)
@@ -393,15 +392,8 @@ def train(
                             _, r_feats = Dm(real.detach(), with_features=True)
                         loss_g = loss_g + cfg.feature_matching * feature_matching(r_feats.float(), f_feats.float())
                 if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
-                    logits = Gm(z, teacher=real_rolls)
-                    loss_g = loss_g + cfg.mle_weight * F.cross_entropy(
-                        logits.reshape(-1, logits.shape[-1]).float(), real_rolls.reshape(-1).long())
-            if _any(not torch.isfinite(loss_g).item(), d, device):
-                stop(f"G's loss became {loss_g.item()}")
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            gnorm_g = _clip(Gm.parameters(), cfg.grad_clip)
-            opt_g.step()
+                    loss_g = loss_g + cfg.mle_weight * teacher_forced_nll(Gm, z, real_rolls)
+            gnorm_g = update(loss_g, opt_g, Gm.parameters(), "G's loss")
             _ema(G_ema, Gm, cfg.ema_decay)
             counters["step"] += 1
 
@@ -446,6 +438,12 @@ def train(
     last = ckdir / f"step-{done():06d}.safetensors"
     return {"steps": done(), "best_score": counters["best"], "checkpoint": str(last),
             "seconds": time.perf_counter() - t0, "generator": Gm, "discriminator": Dm, "generator_ema": G_ema}
+
+
+def teacher_forced_nll(g, z: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per cell of real ``rolls`` under G with teacher forcing."""
+    logits = g(z, teacher=rolls)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), rolls.reshape(-1).long())
 
 
 def instance_noise_std(cfg: TrainConfig, step: int) -> float:
