@@ -21,6 +21,8 @@ SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/def
 #: Instrument names accepted by ``--instrument`` and their General MIDI programs.
 INSTRUMENTS = {"piano": 0, "harpsichord": 6, "organ": 19, "strings": 48, "choir": 52, "flute": 73}
 SAMPLE_RATE = 44100
+#: Seconds of audio after the last note ends (the release), for both engines: a WAV lasts the music plus this.
+TAIL_S = 1.0
 
 
 def find_soundfont() -> str | None:
@@ -50,7 +52,7 @@ def synthesize(piece: Piece, program: int = 0, rate: int = SAMPLE_RATE) -> np.nd
     16-23 and 48-55, a plucked/struck decaying tone otherwise. Ends one second after the last note."""
     sustained = 16 <= program <= 23 or 48 <= program <= 55 or 72 <= program <= 79
     sec_per_quarter = 60.0 / piece.tempo
-    total = int((piece.end * sec_per_quarter + 1.0) * rate)
+    total = int((piece.end * sec_per_quarter + TAIL_S) * rate)
     out = np.zeros(total, np.float32)
     partials = [(1, 1.0), (2, 0.5), (3, 0.3), (4, 0.2), (6, 0.1)] if sustained else [(1, 1.0), (2, 0.4), (3, 0.15)]
     vel = piece.velocity if piece.velocity is not None else np.full(len(piece), 80)
@@ -75,6 +77,24 @@ def synthesize(piece: Piece, program: int = 0, rate: int = SAMPLE_RATE) -> np.nd
     return out / peak * 0.8 if peak > 0.8 else out
 
 
+def _trim_wav(src: Path, dst: str | os.PathLike, seconds: float) -> None:
+    """Copy a 16-bit WAV cut to ``seconds`` (FluidSynth renders reverb tails for several seconds), fading
+    out over the last 50 ms so the cut does not click."""
+    with wave.open(str(src), "rb") as w:
+        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, channels)
+    keep = frames[: int(seconds * rate)].astype(np.float32)
+    fade = min(len(keep), int(0.05 * rate))
+    if fade:
+        keep[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)[:, None]
+    with atomic_path(dst) as tmp:
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(channels)
+            w.setsampwidth(width)
+            w.setframerate(rate)
+            w.writeframes(keep.astype("<i2").tobytes())
+
+
 def render_wav(piece: Piece, path: str | os.PathLike, *, program: int = 0, engine: str = "auto") -> str:
     """Write ``piece`` as a 44.1 kHz WAV; returns the engine used ("fluidsynth" or "numpy")."""
     use_fluid = engine == "fluidsynth" or (engine == "auto" and fluidsynth_available())
@@ -85,8 +105,7 @@ def render_wav(piece: Piece, path: str | os.PathLike, *, program: int = 0, engin
             r = subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(SAMPLE_RATE), "-F", str(wav),
                                 find_soundfont(), str(mid)], capture_output=True, timeout=300)
             if r.returncode == 0 and wav.is_file() and wav.stat().st_size > 44:
-                with atomic_path(path) as out:
-                    shutil.copyfile(wav, out)
+                _trim_wav(wav, path, piece.end * 60.0 / piece.tempo + TAIL_S)
                 return "fluidsynth"
             if engine == "fluidsynth":
                 raise RuntimeError(f"fluidsynth failed: {r.stderr.decode(errors='replace')[:200]}")
