@@ -189,3 +189,20 @@ def test_config_resolution_refuses_unknown_keys_and_bad_types(tmp_path):
         resolve(None, None, ["loss=bce"])
     with pytest.raises(MusicError, match="unknown preset"):
         resolve("huge")
+
+
+def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, tmp_path):
+    from gancomposer.dataset import load_dataset
+    from gancomposer.train import build_models, teacher_forced_nll
+
+    ds = load_dataset(tiny_data)
+    real = torch.from_numpy(ds.train[:32].copy())
+    nll = {}
+    for weight in (0.0, 20.0):
+        cfg = tiny(pretrain_steps=30, steps=15, lr_g=5e-3, mle_weight=weight, ema_decay=0.0)
+        s = quiet_train(tiny_data, tmp_path / f"m{weight}", cfg)
+        g, _ = build_models(cfg, ds.encoding)
+        g.load_state_dict(weights(s["checkpoint"])[0]["G"])
+        torch.manual_seed(0)
+        nll[weight] = teacher_forced_nll(g, torch.randn(len(real), cfg.latent_dim), real).item()
+    assert nll[20.0] < nll[0.0]
