@@ -103,6 +103,7 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
                   description="Compose music with a recurrent GAN: JSON API behind the page at /.")
 
     async def run_limited(fn, *args):
+        """Run ``fn`` in a worker thread once a slot is free; a user error becomes a 400."""
         if state.semaphore is None:
             state.semaphore = asyncio.Semaphore(state.workers)
         if state.waiting >= state.max_queue:
@@ -111,6 +112,8 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
         try:
             async with state.semaphore:
                 return await run_in_threadpool(fn, *args)
+        except MusicError as e:
+            raise HTTPException(400, str(e)) from None
         finally:
             state.waiting -= 1
 
@@ -158,17 +161,11 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
 
     @app.post("/api/compose", summary="Compose pieces; returns their notes and file URLs")
     async def compose(req: ComposeRequest) -> dict:
-        try:
-            return await run_limited(do_compose, req)
-        except MusicError as e:
-            raise HTTPException(400, str(e)) from None
+        return await run_limited(do_compose, req)
 
     @app.post("/api/interpolate", summary="A walk through latent space between two seeds")
     async def interpolate(req: InterpolateRequest) -> dict:
-        try:
-            return await run_limited(do_interpolate, req)
-        except MusicError as e:
-            raise HTTPException(400, str(e)) from None
+        return await run_limited(do_interpolate, req)
 
     @app.get("/api/pieces", summary="Pieces composed since the app started, newest last")
     def list_pieces() -> list[dict]:
