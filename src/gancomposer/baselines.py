@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encoding import HOLD, OFF, ONSET
+from .encoding import HOLD, OFF, ONSET, note_runs
 
 
 def markov_rolls(
@@ -61,12 +61,10 @@ def markov_rolls(
 def random_rolls(piece_rolls: list[np.ndarray], n: int, steps: int, *, seed: int = 0) -> list[np.ndarray]:
     """``n`` rolls of random notes: uniform pitches in range, onsets at the training data's note rate,
     lengths drawn from the training notes' lengths (the floor any model must clear)."""
-    from .metrics.features import _notes
-
     rng = np.random.default_rng(seed)
     lengths, total_notes, total_steps = [], 0, 0
     for roll in piece_rolls:
-        _, _, length = _notes(roll)
+        _, _, length = note_runs(roll)
         lengths.append(length)
         total_notes += len(length)
         total_steps += len(roll)

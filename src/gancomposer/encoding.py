@@ -148,6 +148,24 @@ def encode(piece: Piece, enc: Encoding, n_steps: int | None = None) -> np.ndarra
     return roll
 
 
+def note_runs(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(column, start step, length in steps)`` of every note in a roll.
+
+    A note starts at every ONSET, and at a HOLD that follows silence (a generator may emit that);
+    it lasts while the following cells are HOLD.
+    """
+    steps, pitches = roll.shape
+    # Work per pitch on one flat row with a silent cell after each pitch's steps, so runs never cross pitches.
+    cols = np.concatenate([roll.T, np.zeros((pitches, 1), roll.dtype)], axis=1).reshape(-1)
+    prev = np.concatenate([[OFF], cols[:-1]])
+    starts = np.flatnonzero((cols == ONSET) | ((cols == HOLD) & (prev == OFF)))
+    # For each cell, the index of the first cell at or after it that is not HOLD.
+    idx = np.arange(len(cols))
+    next_not_hold = np.minimum.accumulate(np.where(cols != HOLD, idx, len(cols))[::-1])[::-1]
+    ends = next_not_hold[np.minimum(starts + 1, len(cols) - 1)]
+    return starts // (steps + 1), starts % (steps + 1), ends - starts
+
+
 def decode(
     roll: np.ndarray,
     enc: Encoding,
@@ -156,26 +174,10 @@ def decode(
     time_signature: tuple[int, int] = (4, 4),
     name: str = "",
 ) -> Piece:
-    """Turn a ``(steps, pitches)`` roll of OFF/ONSET/HOLD back into notes.
-
-    A note starts at every ONSET, and at a HOLD that follows silence (a generator may emit that);
-    it lasts while the following cells are HOLD.
-    """
+    """Turn a ``(steps, pitches)`` roll of OFF/ONSET/HOLD back into notes (see :func:`note_runs`)."""
     roll = np.asarray(roll)
     if roll.ndim != 2 or roll.shape[1] != enc.n_pitches:
         raise ValueError(f"expected a roll of shape (steps, {enc.n_pitches}), got {roll.shape}")
-    steps = roll.shape[0]
-    # Work per pitch on one flat row with a silent cell after each pitch's steps, so runs never cross pitches.
-    cols = np.concatenate([roll.T, np.zeros((enc.n_pitches, 1), roll.dtype)], axis=1).reshape(-1)
-    prev = np.concatenate([[OFF], cols[:-1]])
-    starts = np.flatnonzero((cols == ONSET) | ((cols == HOLD) & (prev == OFF)))
-    # For each cell, the index of the first cell at or after it that is not HOLD.
-    idx = np.arange(len(cols))
-    not_hold = np.where(cols != HOLD, idx, len(cols))
-    next_not_hold = np.minimum.accumulate(not_hold[::-1])[::-1]
-    ends = next_not_hold[np.minimum(starts + 1, len(cols) - 1)]
-    pitch = starts // (steps + 1) + enc.low
-    on = starts % (steps + 1)
-    off = ends - (starts - on)
+    col, on, length = note_runs(roll)
     spq = enc.steps_per_quarter
-    return Piece(pitch, on / spq, (off - on) / spq, tempo, time_signature, name)
+    return Piece(col + enc.low, on / spq, length / spq, tempo, time_signature, name)

@@ -10,20 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoding import HOLD, OFF, ONSET, Encoding
+from ..encoding import OFF, ONSET, Encoding, note_runs
 from ..theory import MAJOR_SCALE, MINOR_SCALE
-
-
-def _notes(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(column, start step, length in steps)`` of every note in the roll."""
-    steps, pitches = roll.shape
-    cols = np.concatenate([roll.T, np.zeros((pitches, 1), roll.dtype)], axis=1).reshape(-1)
-    prev = np.concatenate([[OFF], cols[:-1]])
-    starts = np.flatnonzero((cols == ONSET) | ((cols == HOLD) & (prev == OFF)))
-    idx = np.arange(len(cols))
-    next_not_hold = np.minimum.accumulate(np.where(cols != HOLD, idx, len(cols))[::-1])[::-1]
-    ends = next_not_hold[np.minimum(starts + 1, len(cols) - 1)]
-    return starts // (steps + 1), starts % (steps + 1), ends - starts
 
 
 def _sounding(roll: np.ndarray) -> np.ndarray:
@@ -71,7 +59,7 @@ def top_voice(roll: np.ndarray) -> np.ndarray:
     A note belongs to the top voice when it starts at a step where it is the highest pitch sounding
     (a note starting under a held higher note is an inner voice).
     """
-    col, start, _ = _notes(roll)
+    col, start, _ = note_runs(roll)
     sounding = _sounding(roll)
     highest = np.where(sounding.any(1), sounding.shape[1] - 1 - np.argmax(sounding[:, ::-1], axis=1), -1)
     keep = col >= highest[start]
@@ -90,7 +78,7 @@ def mean_melodic_interval(roll: np.ndarray) -> float:
 
 def note_count(roll: np.ndarray) -> int:
     """Number of notes (Yang & Lerch's NC)."""
-    return int(len(_notes(roll)[0]))
+    return int(len(note_runs(roll)[0]))
 
 
 def onsets_per_beat(roll: np.ndarray, enc: Encoding) -> float:
@@ -100,7 +88,7 @@ def onsets_per_beat(roll: np.ndarray, enc: Encoding) -> float:
 
 def mean_inter_onset_interval(roll: np.ndarray, enc: Encoding) -> float:
     """Mean time in beats between successive distinct onset times (Yang & Lerch's IOI); 0 with fewer than two."""
-    _, start, _ = _notes(roll)
+    _, start, _ = note_runs(roll)
     times = np.unique(start)
     return float(np.diff(times).mean() / enc.steps_per_quarter) if len(times) > 1 else 0.0
 
@@ -113,7 +101,7 @@ NOTE_LENGTH_CLASSES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 def note_length_histogram(roll: np.ndarray, enc: Encoding) -> np.ndarray:
     """Share of notes in each length class of ``NOTE_LENGTH_CLASSES`` plus one bin for longer notes
     (Yang & Lerch's NLH, on straight values); zeros if silent."""
-    _, _, length = _notes(roll)
+    _, _, length = note_runs(roll)
     hist = np.zeros(len(NOTE_LENGTH_CLASSES) + 1)
     if len(length) == 0:
         return hist
@@ -146,7 +134,7 @@ def empty_beat_rate(roll: np.ndarray, enc: Encoding) -> float:
 def scale_consistency(roll: np.ndarray, enc: Encoding) -> float:
     """Largest share of notes that lie in one of the 24 major and natural-minor scales
     (MusPy ``scale_consistency``); 1 if silent (nothing is out of scale)."""
-    col, _, _ = _notes(roll)
+    col, _, _ = note_runs(roll)
     if len(col) == 0:
         return 1.0
     counts = np.bincount((col + enc.low) % 12, minlength=12)
@@ -160,7 +148,7 @@ def scale_consistency(roll: np.ndarray, enc: Encoding) -> float:
 def qualified_note_rate(roll: np.ndarray, min_steps: int = 3) -> float:
     """Share of notes lasting at least ``min_steps`` grid steps (MuseGAN's QN uses 3 steps; here the
     steps of this grid, where 3 is a dotted 8th on a 16th grid); 1 if silent."""
-    _, _, length = _notes(roll)
+    _, _, length = note_runs(roll)
     return float((length >= min_steps).mean()) if len(length) else 1.0
 
 
