@@ -51,6 +51,20 @@ def test_bad_requests_are_refused(tiny_run):
         Composer.load(tiny_run / "samples")
 
 
+def test_exported_temperature_is_the_default_and_an_argument_overrides_it(tiny_run, tmp_path):
+    from gancomposer.cli import main
+
+    assert main(["export", "--model", str(tiny_run), "--out", str(tmp_path / "m.safetensors"),
+                 "--temperature", "0.7"]) == 0
+    c = Composer.load(tmp_path / "m.safetensors")
+    assert c.temperature == 0.7 and Composer.load(tiny_run).temperature == 1.0
+    default = c.compose(n=2, bars=2, seed=4)
+    explicit = c.compose(n=2, bars=2, seed=4, temperature=0.7)
+    hot = c.compose(n=2, bars=2, seed=4, temperature=1.5)
+    assert all(np.array_equal(x.roll, y.roll) for x, y in zip(default, explicit))
+    assert not all(np.array_equal(x.roll, y.roll) for x, y in zip(default, hot))
+
+
 def test_numpy_synth_wav_length_matches_the_music(tmp_path):
     p = scale_piece(bars=2)  # 8 quarters at 96 qpm = 5 s, plus a 1 s tail
     path = tmp_path / "a.wav"

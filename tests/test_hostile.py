@@ -58,3 +58,14 @@ def test_a_hanging_score_parse_is_cut_off(monkeypatch):
         with time_limit(0.2):
             while True:
                 pass
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    # `gancomposer train --help-config | head -1`: the pipe closes while we are still printing
+    proc = subprocess.Popen([sys.executable, "-m", "gancomposer", "train", "--help-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err

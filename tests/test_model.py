@@ -54,18 +54,62 @@ def test_generator_samples_are_one_hot_and_gradients_reach_g():
     assert all(p.grad is not None for p in g.parameters())
 
 
-def test_teacher_forcing_matches_free_running_given_the_same_outputs():
+@pytest.mark.parametrize("chord_hidden", [0, 6])
+def test_teacher_forcing_matches_free_running_given_the_same_outputs(chord_hidden):
     torch.manual_seed(0)
-    g = Generator(n_pitches=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=0)
+    g = Generator(n_pitches=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=0,
+                  chord_hidden=chord_hidden)
+    if chord_hidden:  # a live chord layer (it starts switched off), over blocks that do not divide P
+        torch.nn.init.normal_(g.chord_v, std=2.0)
     z = torch.randn(2, 8)
     onehot, logits, _ = g(z, 12)
     forced = g(z, teacher=onehot.argmax(-1))
     assert torch.allclose(forced, logits, atol=1e-5)
 
 
+def test_sampling_with_and_without_gradients_draws_the_same_music():
+    torch.manual_seed(0)
+    g = small_g(chord_hidden=6)
+    torch.nn.init.normal_(g.chord_v, std=2.0)
+    z = torch.randn(3, 8)
+    with_grad, logits, _ = g(z, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        fast, fast_logits, _ = g(z, 16, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(with_grad.detach(), fast)
+    assert torch.allclose(logits.detach(), fast_logits, atol=1e-5)
+
+
+def _exactly_one_note_rate(chord_hidden: int) -> float:
+    """Fit G by likelihood to steps that sound exactly one of 4 pitches, a minor third apart (in different
+    chord blocks), chosen at random; how often do its samples?"""
+    torch.manual_seed(0)
+    g = Generator(n_pitches=12, steps_per_bar=16, hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
+                  chord_hidden=chord_hidden)
+    opt = torch.optim.Adam(g.parameters(), lr=2e-2)
+    for _ in range(150):
+        real = torch.zeros(32, 8, 12, dtype=torch.long)
+        real.scatter_(2, 3 * torch.randint(0, 4, (32, 8, 1)), 1)  # one onset per step
+        logits = g(torch.randn(32, 4), teacher=real)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), real.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        onehot, _, _ = g(torch.randn(200, 4), 8, generator=torch.Generator().manual_seed(0))
+    return ((onehot.argmax(-1) > 0).sum(-1) == 1).float().mean().item()
+
+
+def test_chord_layer_learns_what_independent_pitches_cannot():
+    # With each pitch drawn on its own, "exactly one of four" is at best (3/4)^3 = 42 % likely; the NADE
+    # layer lets higher pitches see that a note is already placed below them.
+    assert _exactly_one_note_rate(0) < 0.5
+    assert _exactly_one_note_rate(6) > 0.9
+
+
 def test_composing_in_chunks_equals_one_pass():
     torch.manual_seed(0)
     g = small_g()
+    torch.nn.init.normal_(g.chord_v, std=2.0)
     z = torch.randn(2, 8)
     whole, _, _ = g(z, 40, generator=torch.Generator().manual_seed(3))
     gen = torch.Generator().manual_seed(3)

@@ -33,7 +33,7 @@ def test_tiny_run_writes_config_checkpoints_events_and_samples(tiny_data, tmp_pa
     run = tmp_path / "run"
     summary = quiet_train(tiny_data, run, tiny())
     cfg = resolve("tiny")
-    assert summary["steps"] == cfg.pretrain_steps + cfg.steps
+    assert summary["steps"] == cfg.pretrain_steps + cfg.d_pretrain_steps + cfg.steps
     stored = json.loads((run / "config.json").read_text())
     assert stored["config"] == cfg.to_dict()
     groups, info = weights(summary["checkpoint"])
@@ -47,12 +47,13 @@ def test_tiny_run_writes_config_checkpoints_events_and_samples(tiny_data, tmp_pa
 
 
 def test_resume_continues_exactly(tiny_data, tmp_path):
-    base = dict(pretrain_steps=4, steps=6, checkpoint_every=5, eval_every=5, instance_noise=0.1, d_steps=2)
+    base = dict(pretrain_steps=4, d_pretrain_steps=2, steps=6, checkpoint_every=5, eval_every=5,
+                instance_noise=0.1, d_steps=2)
     whole = quiet_train(tiny_data, tmp_path / "a", tiny(**base))
     first = tiny(**base)
-    first.steps = 2  # stop after 4 + 2 steps ...
+    first.steps = 2  # stop after 4 + 2 + 2 steps ...
     quiet_train(tiny_data, tmp_path / "b", first)
-    resumed = quiet_train(tiny_data, tmp_path / "b", tiny(**base), resume=True)  # ... and go on to 4 + 6
+    resumed = quiet_train(tiny_data, tmp_path / "b", tiny(**base), resume=True)  # ... and go on to 4 + 2 + 6
     a, _ = weights(whole["checkpoint"])
     b, _ = weights(resumed["checkpoint"])
     for model in ("G", "D", "G_ema"):
@@ -127,6 +128,18 @@ def test_d_steps_and_ttur_learning_rates(tiny_data, tmp_path):
     g_step = [v["step"] for v in state["opt_g"]["state"].values()][0]
     assert (float(d_step), float(g_step)) == (12.0, 4.0)
     assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4 and state["opt_d"]["param_groups"][0]["lr"] == 4e-4
+
+
+def test_d_pretraining_trains_d_alone(tiny_data, tmp_path):
+    g_only = quiet_train(tiny_data, tmp_path / "g", tiny(pretrain_steps=3, steps=0))
+    both = quiet_train(tiny_data, tmp_path / "gd", tiny(pretrain_steps=3, d_pretrain_steps=4, steps=0))
+    a, _ = weights(g_only["checkpoint"])
+    b, info = weights(both["checkpoint"])
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])  # G untouched...
+    assert not all(torch.equal(a["D"][k], b["D"][k]) for k in a["D"])  # ...while D learnt
+    state = checkpoint.load_state(both["checkpoint"])
+    assert [float(v["step"]) for v in state["opt_d"]["state"].values()][0] == 4.0
+    assert (info["d_pretrain_step"], info["adversarial_step"], info["step"]) == (4, 0, 7)
 
 
 @pytest.mark.parametrize("options", [

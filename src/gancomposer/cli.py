@@ -214,7 +214,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import export_generator
 
-    path = export_generator(args.model, args.out)
+    path = export_generator(args.model, args.out, {} if args.temperature is None else {"temperature": args.temperature})
     print(f"exported the generator of {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         if with_n:
             p.add_argument("--n", type=int, default=4, help="number of pieces (one batched pass)")
             p.add_argument("--seed", type=int, help="same seed, same music (default: random)")
-        p.add_argument("--temperature", type=float, default=1.0, help="< 1 safer, > 1 wilder")
+        p.add_argument("--temperature", type=float, help="< 1 safer, > 1 wilder (default: the model's own)")
         p.add_argument("--out", default="output", help="output folder")
         p.add_argument("--format", type=_formats, default=["mid"], help="any of mid,wav,png")
         p.add_argument("--instrument", type=_program, help="organ, choir, piano, ... or a GM program number")
@@ -348,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a checkpoint's generator alone (what the package ships)")
     p.add_argument("--model", required=True, help="checkpoint file or run folder (its best checkpoint)")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument("--temperature", type=float, help="the sampling temperature users get by default (1.0)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="a local web page to compose, listen and download")
@@ -368,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status. User errors print one line, never a traceback."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # inside: --help-config prints while parsing
         return args.func(args)
     except MusicError as e:
         print(f"gancomposer: error: {e}", file=sys.stderr)
@@ -377,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gancomposer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gancomposer ... | head` closed the pipe: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # keep the exit-time flush quiet
+        return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .config import TrainConfig, apply
+from .config import from_stored
 from .encoding import Encoding
 from .model import Generator
 from .piece import MusicError, Piece
@@ -75,9 +75,10 @@ class Composer:
     """A generator ready to compose, loaded from a checkpoint, a run folder or the shipped model."""
 
     def __init__(self, generator: Generator, encoding: Encoding, *, tempo: float = 100.0, program: int = 0,
-                 name: str = "model", info: dict | None = None):
+                 name: str = "model", info: dict | None = None, temperature: float = 1.0):
         self.generator = generator.eval()
         self.encoding = encoding
+        self.temperature = temperature  # the default; set at export (`gancomposer export --temperature`)
         self.tempo, self.program, self.name = tempo, program, name
         self.info = info or {}
         self.steps_per_bar = encoding.steps_per_bar((4, 4))
@@ -94,11 +95,9 @@ class Composer:
             path = DEFAULT_MODEL
         file = checkpoint.find(path, prefer="best")
         groups, info = checkpoint.load(file)
-        cfg = apply(TrainConfig(), info["config"], f"{file} config")
+        cfg = from_stored(info["config"], f"{file} config")
         enc = Encoding.from_dict(info["data"]["encoding"])
-        g = Generator(n_pitches=enc.n_pitches, steps_per_bar=enc.steps_per_bar((4, 4)), rnn=cfg.rnn,
-                      latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
-                      layers=cfg.g_layers)
+        g = Generator.from_config(cfg, enc.n_pitches, enc.steps_per_bar((4, 4)))
         weights = groups.get("G_ema") or groups.get("G")
         if weights is None:
             raise MusicError(f"{file}: holds no generator weights")
@@ -109,7 +108,8 @@ class Composer:
         data = info["data"]
         program = data.get("program", 19 if data.get("corpus") == "bach-chorales" else 0)
         return cls(g.to(device), enc, tempo=float(data.get("tempo", 100.0)), program=int(program),
-                   name=Path(path).stem if Path(path).is_file() else Path(path).name, info=info)
+                   name=Path(path).stem if Path(path).is_file() else Path(path).name, info=info,
+                   temperature=float(info.get("temperature", 1.0)))
 
     @property
     def latent_dim(self) -> int:
@@ -122,7 +122,7 @@ class Composer:
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.latent_dim, generator=gen)
 
-    def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0, temperature: float = 1.0,
+    def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0, temperature: float | None = None,
                         chunk_bars: int = 4) -> list[np.ndarray]:
         """Rolls for the latents ``z`` (one batched pass), ``bars`` bars long.
 
@@ -131,6 +131,7 @@ class Composer:
         """
         if bars < 1:
             raise MusicError(f"bars must be at least 1, got {bars}")
+        temperature = self.temperature if temperature is None else temperature
         if temperature <= 0:
             raise MusicError(f"temperature must be positive, got {temperature}")
         gen = torch.Generator().manual_seed(seed)
@@ -153,8 +154,12 @@ class Composer:
             for roll, name, m in zip(rolls, names, meta)
         ]
 
-    def compose(self, n: int = 4, bars: int = 8, seed: int = 0, temperature: float = 1.0) -> list[ComposedPiece]:
-        """``n`` new pieces of ``bars`` bars, in one batched pass; the same (n, seed) always gives the same music."""
+    def compose(self, n: int = 4, bars: int = 8, seed: int = 0,
+                temperature: float | None = None) -> list[ComposedPiece]:
+        """``n`` new pieces of ``bars`` bars, in one batched pass; the same (n, seed) always gives the same music.
+
+        ``temperature`` scales G's logits before each draw (< 1 safer, > 1 wilder); None uses the model's own.
+        """
         if n < 1:
             raise MusicError(f"n must be at least 1, got {n}")
         rolls = self.compose_latents(self.latents(n, seed), bars, seed=seed, temperature=temperature)
@@ -162,7 +167,7 @@ class Composer:
         return self._pieces(rolls, seed, names, [{"index": i} for i in range(n)])
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 5, bars: int = 4,
-                    temperature: float = 1.0) -> list[ComposedPiece]:
+                    temperature: float | None = None) -> list[ComposedPiece]:
         """A walk through latent space from the first piece of ``seed_a`` to that of ``seed_b``.
 
         Only the latent vector moves; the sampling noise stays fixed, so what changes is the model's idea

@@ -13,6 +13,12 @@ G is autoregressive as in C-RNN-GAN: each step's input is the piece's latent vec
 position in the bar, and G's own previous output. Feeding the previous step back is what makes
 teacher-forced maximum-likelihood pre-training possible, and carrying the recurrent state on is what lets
 G compose pieces longer than its training windows.
+
+Within one step G is autoregressive too, over blocks of pitches from low to high (after the RNN-NADE of
+Boulanger-Lewandowski et al., 2012): each pitch's logits see the states already drawn for the pitches
+below its block through a small NADE layer. Drawing all pitches of a chord independently gives four-part music
+random extra or missing voices and stray high notes that wreck the melody; the NADE term lets G know
+which voices it has already placed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from torch import nn
 from .encoding import N_STATES
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
+# Pitches drawn together in one NADE step: three semitones hold two voices only a second apart, which
+# chorales rarely have, and blocks of three make sampling three times faster than one pitch at a time.
+CHORD_BLOCK = 3
 
 
 def rnn_class(kind: str) -> type[nn.Module]:
@@ -50,19 +59,31 @@ def bar_position(start: int, steps: int, steps_per_bar: int, device=None) -> tor
     return F.one_hot(idx, steps_per_bar).float()
 
 
-def straight_through_sample(
-    logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """One-hot samples from ``softmax(logits)`` on the last axis, with Gumbel-softmax gradients.
+def gumbel_noise(shape: torch.Size, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Standard Gumbel noise: ``argmax(logits + noise)`` is a sample from ``softmax(logits)``."""
+    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
+    return -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
+
+
+def straight_through(logits: torch.Tensor, gumbel: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """The one-hot sample ``argmax(logits + gumbel)`` with Gumbel-softmax gradients (none without grad).
 
     The forward value is exactly one-hot: ``soft - soft.detach()`` is exactly zero, and adding zero to ``hard``
     changes no bit (``(hard + soft) - soft`` would: ``1 + s - s`` rounds).
     """
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-    gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7))).to(logits.dtype)
-    soft = F.softmax((logits + gumbel) / tau, dim=-1)
-    hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    noisy = logits + gumbel.to(logits.dtype)
+    hard = F.one_hot(noisy.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    if not (torch.is_grad_enabled() and logits.requires_grad):
+        return hard
+    soft = F.softmax(noisy / tau, dim=-1)
     return hard + (soft - soft.detach())
+
+
+def straight_through_sample(
+    logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One-hot samples from ``softmax(logits)`` on the last axis, with Gumbel-softmax gradients."""
+    return straight_through(logits, gumbel_noise(logits.shape, generator, logits.device), tau)
 
 
 class Generator(nn.Module):
@@ -70,10 +91,10 @@ class Generator(nn.Module):
 
     def __init__(
         self, *, n_pitches: int, steps_per_bar: int = 16, rnn: str = "lstm", latent_dim: int = 64,
-        step_noise_dim: int = 8, hidden: int = 256, layers: int = 2,
+        step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
     ):
         super().__init__()
-        self.n_pitches, self.steps_per_bar = n_pitches, steps_per_bar
+        self.n_pitches, self.steps_per_bar, self.chord_hidden = n_pitches, steps_per_bar, chord_hidden
         self.latent_dim, self.step_noise_dim = latent_dim, step_noise_dim
         self.hidden, self.layers, self.kind = hidden, layers, rnn
         n_state = layers * hidden * (2 if rnn == "lstm" else 1)
@@ -86,6 +107,20 @@ class Generator(nn.Module):
         # Each pitch also sees its own previous state directly (shared across pitches): "a sounding note
         # tends to go on" is then one small linear map instead of something the RNN must rediscover.
         self.local = nn.Linear(2, N_STATES)
+        if chord_hidden:
+            # NADE over the pitches of one step: a running hidden pre-activation that each drawn pitch moves
+            # (chord_w) and each next pitch reads (chord_v). chord_v starts at zero, so an untrained chord
+            # layer changes nothing and training grows the within-chord dependence from there.
+            self.chord_in = nn.Linear(hidden, chord_hidden)
+            self.chord_w = nn.Parameter(torch.randn(n_pitches, 2, chord_hidden) * 0.05)
+            self.chord_v = nn.Parameter(torch.zeros(n_pitches, chord_hidden, N_STATES))
+
+    @classmethod
+    def from_config(cls, cfg, n_pitches: int, steps_per_bar: int) -> Generator:
+        """G as a :class:`~gancomposer.config.TrainConfig` describes it."""
+        return cls(n_pitches=n_pitches, steps_per_bar=steps_per_bar, rnn=cfg.rnn, latent_dim=cfg.latent_dim,
+                   step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden, layers=cfg.g_layers,
+                   chord_hidden=cfg.chord_hidden)
 
     @torch.no_grad()
     def init_from_data(self, rolls: torch.Tensor) -> None:
@@ -142,8 +177,13 @@ class Generator(nn.Module):
             noise = torch.randn(b, 1, self.step_noise_dim, generator=generator, device=z.device)
             x = self._inputs(z, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
-            logits = (self.head(h[:, 0]).view(b, self.n_pitches, N_STATES) + self.local(prev)) / temperature
-            y = straight_through_sample(logits, tau, generator)
+            base = self.head(h[:, 0]).view(b, self.n_pitches, N_STATES) + self.local(prev)
+            gumbel = gumbel_noise(base.shape, generator, z.device)
+            if self.chord_hidden:
+                y, logits = self._sample_chord(h[:, 0], base, gumbel, tau, temperature)
+            else:
+                logits = base / temperature
+                y = straight_through(logits, gumbel, tau)
             prev = y[..., 1:]
             outs.append(y)
             logits_all.append(logits)
@@ -160,7 +200,48 @@ class Generator(nn.Module):
         noise = torch.randn(b, steps, self.step_noise_dim, device=z.device)
         x = self._inputs(z, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, _ = self.rnn(x, self.initial_state(z))
-        return self.head(h).view(b, steps, self.n_pitches, N_STATES) + self.local(prev)
+        logits = self.head(h).view(b, steps, self.n_pitches, N_STATES) + self.local(prev)
+        if self.chord_hidden:
+            # each pitch sees the real states of the pitches below it in the same step: an exclusive cumsum
+            moves = torch.einsum("btpk,pkh->btph", onehot, self.chord_w)
+            k, pad = CHORD_BLOCK, -self.n_pitches % CHORD_BLOCK
+            moves = F.pad(moves, (0, 0, 0, pad)).view(b, steps, -1, k, moves.shape[-1]).sum(3)
+            below = (moves.cumsum(2) - moves).repeat_interleave(k, 2)[:, :, : self.n_pitches]
+            a = self.chord_in(h).unsqueeze(2) + below
+            logits = logits + torch.einsum("btph,phs->btps", torch.sigmoid(a), self.chord_v)
+        return logits
+
+    def _sample_chord(self, h: torch.Tensor, base: torch.Tensor, gumbel: torch.Tensor, tau: float,
+                      temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw one step's pitches block by block from low to high: ``(onehot, logits)`` ``(B, P, 3)``.
+
+        The loop runs once per block and grid step, so it is written for few tensor operations: pitches and
+        states are flattened to ``P * 3`` columns, and without gradients only the drawn indices are kept.
+        """
+        b, n, k = base.shape[0], self.n_pitches, CHORD_BLOCK
+        a = self.chord_in(h)
+        v = (self.chord_v / temperature).permute(1, 0, 2).reshape(-1, n * N_STATES)  # (H, P*3)
+        moves = F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * N_STATES, -1)  # (P*3, H); OFF moves nothing
+        base = (base / temperature).reshape(b, n * N_STATES)
+        sample = not (torch.is_grad_enabled() and (a.requires_grad or base.requires_grad))
+        noisy = base + gumbel.reshape(b, -1).to(base.dtype) if sample else None
+        hidden, ys = [], []
+        for lo in range(0, n, k):
+            cols = slice(lo * N_STATES, min(lo + k, n) * N_STATES)
+            hp = torch.sigmoid(a)
+            if sample:
+                state = torch.addmm(noisy[:, cols], hp, v[:, cols]).view(b, -1, N_STATES).argmax(-1)
+                yp = F.one_hot(state, N_STATES).to(base.dtype).view(b, -1)
+            else:
+                logits = torch.addmm(base[:, cols], hp, v[:, cols]).view(b, -1, N_STATES)
+                yp = straight_through(logits, gumbel[:, lo : lo + k], tau).view(b, -1)
+            a = torch.addmm(a, yp, moves[cols])
+            hidden.append(hp)
+            ys.append(yp)
+        y = torch.cat(ys, 1).view(b, n, N_STATES)
+        blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each pitch's NADE hidden
+        logits = base.view(b, n, N_STATES) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, N_STATES))
+        return y, logits
 
 
 class Discriminator(nn.Module):

@@ -7,7 +7,9 @@ Each adversarial step (the classic formulation, with ``loss="gan"``):
 2. Draw noise z, make G(z) with gradients and take one optimiser step on G's loss  mean -log D(G(z)).
 
 Before that, optionally, G is pre-trained by maximum likelihood with teacher forcing (C-RNN-GAN's recipe),
-which gives the adversarial phase a generator that already writes plausible notes.
+which gives the adversarial phase a generator that already writes plausible notes, and then D alone is
+trained against that frozen G (``d_pretrain_steps``), so that G's first adversarial gradients come from a D
+that can already tell it from real music rather than from random weights.
 
 Under ``torchrun`` every process trains on its own shard of the windows; G and D are wrapped in separate
 DistributedDataParallel modules with their own optimisers, D's forward in G's phase runs inside
@@ -56,8 +58,7 @@ class TrainingInterrupted(MusicError):
 def build_models(cfg: TrainConfig, enc: Encoding) -> tuple[Generator, Discriminator]:
     """G and D for an encoding (grid positions per bar of 4/4, pitch count)."""
     spb = enc.steps_per_bar((4, 4))
-    g = Generator(n_pitches=enc.n_pitches, steps_per_bar=spb, rnn=cfg.rnn, latent_dim=cfg.latent_dim,
-                  step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden, layers=cfg.g_layers)
+    g = Generator.from_config(cfg, enc.n_pitches, spb)
     d = Discriminator(n_pitches=enc.n_pitches, steps_per_bar=spb, rnn=cfg.rnn, hidden=cfg.d_hidden,
                       layers=cfg.d_layers, spectral_norm=cfg.spectral_norm)
     return g, d
@@ -206,7 +207,7 @@ def train(
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     batches = Batches(windows, cfg.batch_size, cfg.seed, d.rank, d.world)
     torch.manual_seed(cfg.seed * 1000 + d.rank + 1)  # each process its own noise
-    counters = {"pretrain_step": 0, "step": 0, "best": math.inf, "collapse": 0, "seconds": 0.0}
+    counters = {"pretrain_step": 0, "d_pretrain_step": 0, "step": 0, "best": math.inf, "collapse": 0, "seconds": 0.0}
 
     existing = sorted(ckdir.glob("step-*.safetensors"))
     if resume:
@@ -250,7 +251,7 @@ def train(
     ref_features = feature_matrix(valid[:512], enc)
 
     def done() -> int:
-        return counters["pretrain_step"] + counters["step"]
+        return counters["pretrain_step"] + counters["d_pretrain_step"] + counters["step"]
 
     def sampler() -> Generator:
         return G_ema if G_ema is not None else Gm
@@ -271,7 +272,8 @@ def train(
             if G_ema is not None:
                 models["G_ema"] = G_ema
             info = {"config": cfg.to_dict(), "data": data_info, "step": done(),
-                    "pretrain_step": counters["pretrain_step"], "adversarial_step": counters["step"],
+                    "pretrain_step": counters["pretrain_step"], "d_pretrain_step": counters["d_pretrain_step"],
+                    "adversarial_step": counters["step"],
                     "training_seconds": round(counters["seconds"], 1),
                     "best_score": counters["best"] if math.isfinite(counters["best"]) else None}
             checkpoint.save(path, models, info, state)
@@ -320,8 +322,8 @@ def train(
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_term = signal.signal(signal.SIGTERM, on_term) if in_main_thread else None
 
-    bar = tqdm(total=cfg.pretrain_steps + cfg.steps, initial=done(), disable=not (progress and d.main),
-               desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=cfg.pretrain_steps + cfg.d_pretrain_steps + cfg.steps, initial=done(),
+               disable=not (progress and d.main), desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
     def update(loss: torch.Tensor, opt: torch.optim.Optimizer, params, what: str) -> float:
         """One optimiser step on ``loss`` (stopping all processes first if it is not finite); the grad norm."""
         if _any(not torch.isfinite(loss).item(), d, device):
@@ -331,6 +333,35 @@ def train(
         norm = _clip(params, cfg.grad_clip)
         opt.step()
         return norm
+
+    def d_update(sigma: float):
+        """One update of D on a batch of real pieces (label 1) and G's pieces (label 0).
+
+        Returns the real batch (rolls and features), D's logits on real and fake, D's loss and grad norm.
+        """
+        real_rolls = batches.next().to(device)
+        real = onehot_to_features(roll_to_onehot(real_rolls))
+        b = real.shape[0]
+        z = torch.randn(b, cfg.latent_dim, device=device)
+        with torch.no_grad(), amp:
+            fake = onehot_to_features(G(z, window, tau=cfg.gumbel_tau)[0]).float()
+        if sigma > 0:
+            real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
+        penalties = cfg.loss == "wgan-gp" or cfg.r1_gamma > 0
+        parts = [real.requires_grad_(cfg.r1_gamma > 0), fake]
+        if cfg.loss == "wgan-gp":
+            x_hat = interpolate(real, fake)
+            parts.append(x_hat)
+        with torch.backends.cudnn.flags(enabled=not penalties), amp:  # no double backward in cuDNN RNNs
+            logits = D(torch.cat(parts)).float()
+            r, f = logits[:b], logits[b : 2 * b]
+            loss_d = d_loss(cfg.loss, r, f, cfg.label_smoothing)
+            if cfg.loss == "wgan-gp":
+                loss_d = loss_d + cfg.gp_lambda * gradient_penalty(logits[2 * b :], x_hat)
+            if cfg.r1_gamma > 0:
+                loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(r, real)
+        gnorm_d = update(loss_d, opt_d, Dm.parameters(), "D's loss")
+        return real_rolls, real, r, f, loss_d, gnorm_d
 
     t0, steps0, seconds_before = time.perf_counter(), done(), counters["seconds"]
     try:
@@ -350,33 +381,27 @@ def train(
             bar.update()
             periodic()
 
-        # ---- phase 2: adversarial training ----
+        # ---- phase 2: D learns to tell the pre-trained G from real music (G frozen) ----
+        # Without it, G's first adversarial gradients come from an untrained D: noise that only undoes
+        # what pre-training taught.
+        while counters["d_pretrain_step"] < cfg.d_pretrain_steps:
+            real_rolls, real, r, f, loss_d, gnorm_d = d_update(instance_noise_std(cfg, 0))
+            counters["d_pretrain_step"] += 1
+            if d.main and done() % cfg.log_every == 0:
+                d_real, d_fake = torch.sigmoid(r.detach()).mean().item(), torch.sigmoid(f.detach()).mean().item()
+                for key, val in (("loss/d", loss_d.item()), ("D/real", d_real), ("D/fake", d_fake),
+                                 ("grad_norm/d", gnorm_d)):
+                    writer.add_scalar(key, val, done())
+                bar.set_postfix_str(f"D pre-training D(x)={d_real:.2f} D(G(z))={d_fake:.2f}")
+            bar.update()
+            periodic()
+
+        # ---- phase 3: adversarial training ----
         while counters["step"] < cfg.steps:
             sigma = instance_noise_std(cfg, counters["step"])
-            # D phase: d_steps updates on real (label 1) and generated (label 0) pieces
-            for _ in range(cfg.d_steps):
-                real_rolls = batches.next().to(device)
-                real = onehot_to_features(roll_to_onehot(real_rolls))
-                b = real.shape[0]
-                z = torch.randn(b, cfg.latent_dim, device=device)
-                with torch.no_grad(), amp:
-                    fake = onehot_to_features(G(z, window, tau=cfg.gumbel_tau)[0]).float()
-                if sigma > 0:
-                    real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
-                penalties = cfg.loss == "wgan-gp" or cfg.r1_gamma > 0
-                parts = [real.requires_grad_(cfg.r1_gamma > 0), fake]
-                if cfg.loss == "wgan-gp":
-                    x_hat = interpolate(real, fake)
-                    parts.append(x_hat)
-                with torch.backends.cudnn.flags(enabled=not penalties), amp:  # no double backward in cuDNN RNNs
-                    logits = D(torch.cat(parts)).float()
-                    r, f = logits[:b], logits[b : 2 * b]
-                    loss_d = d_loss(cfg.loss, r, f, cfg.label_smoothing)
-                    if cfg.loss == "wgan-gp":
-                        loss_d = loss_d + cfg.gp_lambda * gradient_penalty(logits[2 * b :], x_hat)
-                    if cfg.r1_gamma > 0:
-                        loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(r, real)
-                gnorm_d = update(loss_d, opt_d, Dm.parameters(), "D's loss")
+            for _ in range(cfg.d_steps):  # D phase: d_steps updates on real (label 1) and generated (label 0)
+                real_rolls, real, r, f, loss_d, gnorm_d = d_update(sigma)
+            b = real.shape[0]
 
             # G phase: one update against the current D (D's gradients here are discarded)
             z = torch.randn(b, cfg.latent_dim, device=device)

@@ -36,7 +36,7 @@ class ComposeRequest(BaseModel):
     n: int = Field(1, ge=1, le=16, description="pieces to compose")
     bars: int = Field(8, ge=1, le=64)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="omit for a random seed")
-    temperature: float = Field(1.0, ge=0.1, le=2.0)
+    temperature: float | None = Field(None, ge=0.1, le=2.0, description="omit for the model's own")
 
 
 class InterpolateRequest(BaseModel):
@@ -45,7 +45,7 @@ class InterpolateRequest(BaseModel):
     seed_b: int = Field(..., ge=0, le=MAX_SEED)
     steps: int = Field(5, ge=2, le=16)
     bars: int = Field(4, ge=1, le=16)
-    temperature: float = Field(1.0, ge=0.1, le=2.0)
+    temperature: float | None = Field(None, ge=0.1, le=2.0, description="omit for the model's own")
 
 
 @dataclass

@@ -83,14 +83,14 @@ async function run(button, label, request) {
 }
 
 $("compose").onclick = () => run($("compose"), "Composing", () => api("/api/compose", {
-  model: $("model").value, bars: Number($("bars").value), temperature: Number($("temperature").value),
+  model: $("model").value, bars: Number($("bars").value), temperature: $("temperature").value === "" ? null : Number($("temperature").value),
   seed: $("seed").value === "" ? null : Number($("seed").value),
 }));
 
 $("interpolate").onclick = async () => {
   const data = await run($("interpolate"), "Interpolating", () => api("/api/interpolate", {
     model: $("model").value, seed_a: Number($("seed-a").value), seed_b: Number($("seed-b").value),
-    steps: Number($("steps").value), temperature: Number($("temperature").value),
+    steps: Number($("steps").value), temperature: $("temperature").value === "" ? null : Number($("temperature").value),
   }));
   if (data) { $("walk").href = data.walk; $("walk").hidden = false; }
 };
