@@ -1,7 +1,8 @@
 """Benchmark: training throughput of the recurrent GAN at a fixed size, and the share of this machine's own
 matmul FLOP/s that training achieves, both measured in this one run.
 
-Fixed size: batch 64, windows of 64 steps, G and D with hidden 256 and 2 layers (LSTM), d_steps 1.
+Fixed size: batch 64, windows of 64 steps, G and D with hidden 256 and 2 layers (LSTM), G's chord layer
+at its default width, d_steps 1.
 The per-step time is the difference between two training runs of different lengths divided by the
 difference in steps, so set-up, the final evaluation and checkpoint writing cancel out.
 
@@ -50,11 +51,12 @@ def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def step_flops(batch: int, steps: int, pitches: int, spb: int, hidden: int, layers: int, latent: int,
-               noise: int) -> float:
+               noise: int, chord: int) -> float:
     gates = 4
     rnn = lambda i, h: 2 * gates * h * (i + h)  # noqa: E731
     g = sum(rnn(hidden, hidden) for _ in range(layers))
     g += 2 * (2 * pitches) * hidden + 2 * hidden * 3 * pitches + 2 * (spb + noise) * hidden
+    g += 2 * hidden * chord + pitches * (2 * chord * 3 + 2 * 3 * chord)  # the chord layer: in, read-out, moves
     d = 2 * (2 * pitches + spb) * hidden
     d += sum(2 * rnn(hidden if i == 0 else 2 * hidden, hidden) for i in range(layers))
     f_g, f_d = g * batch * steps, d * batch * steps
@@ -82,7 +84,7 @@ def main() -> None:
         peak = matmul_flops()
     per_step = (times[args.long] - times[args.short]) / (args.long - args.short)
     pitches = m["encoding"]["high"] - m["encoding"]["low"] + 1
-    flops = step_flops(64, 64, pitches, 16, 256, 2, 64, 8)
+    flops = step_flops(64, 64, pitches, 16, 256, 2, 64, 8, cfg.chord_hidden)
     print(f"threads: {torch.get_num_threads()}; cores: {os.cpu_count()}; torch {torch.__version__}")
     print(f"size: batch 64, 64 steps, {pitches} pitches, G and D hidden 256 x 2 LSTM layers")
     print(f"seconds per adversarial step (1 D + 1 G update): {per_step:.3f}")

@@ -140,3 +140,21 @@ def test_piece_sorts_and_validates():
     assert p.end == 2.0 and p.transpose(2).pitch.tolist() == [69, 62, 66]
     with pytest.raises(ValueError):
         type(p)(np.array([60]), np.array([0.0, 1.0]), np.array([1.0]))
+
+
+def test_atomic_writes_leave_no_temporary_and_give_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from gancomposer.files import atomic_path, write_bytes_atomic
+
+    target = tmp_path / "out.bin"
+    write_bytes_atomic(target, b"done")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # not mkstemp's private 0600
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash while writing")
+    assert target.read_bytes() == b"done" and os.listdir(tmp_path) == ["out.bin"]
