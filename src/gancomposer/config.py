@@ -89,7 +89,7 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # Seconds on a laptop CPU: for tests and for checking that a set-up works.
+    # Under a minute on a laptop CPU: for tests and for checking that a set-up works.
     "tiny": dict(g_hidden=32, g_layers=1, d_hidden=16, latent_dim=16, step_noise_dim=4, batch_size=16,
                  steps=30, pretrain_steps=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
     # The recipe of the shipped Bach-chorale model (see MODEL_CARD.md).
