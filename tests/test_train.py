@@ -142,10 +142,23 @@ def test_d_pretraining_trains_d_alone(tiny_data, tmp_path):
     assert (info["d_pretrain_step"], info["adversarial_step"], info["step"]) == (4, 0, 7)
 
 
+def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
+    start = quiet_train(tiny_data, tmp_path / "s", tiny(pretrain_steps=2, steps=0))
+    frozen = quiet_train(tiny_data, tmp_path / "f", tiny(pretrain_steps=2, steps=3, d_freeze_below=1.0))
+    live = quiet_train(tiny_data, tmp_path / "l", tiny(pretrain_steps=2, steps=3, d_freeze_below=1e-9))
+    d0, df, dl = (weights(x["checkpoint"])[0]["D"] for x in (start, frozen, live))
+    assert all(torch.equal(d0[k], df[k]) for k in d0)  # every fake scores below 1: D always sits out
+    assert not all(torch.equal(d0[k], dl[k]) for k in d0)  # no fake scores below 1e-9: D always learns
+    state = checkpoint.load_state(frozen["checkpoint"])
+    assert state["counters"]["d_frozen_steps"] == 3 and not state["opt_d"]["state"]
+    assert checkpoint.load_state(live["checkpoint"])["counters"]["d_frozen_steps"] == 0
+
+
 @pytest.mark.parametrize("options", [
     dict(loss="wgan-gp", d_steps=2), dict(loss="hinge", spectral_norm=True), dict(loss="lsgan"),
     dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
     dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_steps=2),
+    dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_steps=2, steps=3, **options))

@@ -37,6 +37,7 @@ class TrainConfig:
     batch_size: int = 64
     loss: str = "gan"  # gan (classic, non-saturating G) | wgan-gp | hinge | lsgan
     d_steps: int = 1  # D updates per G update
+    d_freeze_below: float = 0.0  # D sits out while its mean score of fresh fakes is below this (0: off)
     lr_g: float = 2e-4
     lr_d: float = 2e-4  # a different value gives the two time-scale update rule (TTUR)
     beta1: float = 0.5
@@ -94,10 +95,10 @@ PRESETS: dict[str, dict] = {
                  steps=30, pretrain_steps=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
     # The recipe of the shipped Bach-chorale model (see MODEL_CARD.md).
     # Pre-train G by likelihood, then teach D to spot it (D needs a fast lr_d: at 1e-4 it learns nothing in
-    # hundreds of steps), then a short adversarial phase with a likelihood anchor.
+    # hundreds of steps), then a short adversarial phase with a likelihood anchor, D sitting out when far ahead.
     "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_steps=3000,
-                 pretrain_lr=2e-3, d_pretrain_steps=400, steps=350, lr_g=5e-5, lr_d=1e-3, label_smoothing=0.1,
-                 feature_matching=0.1, mle_weight=10.0, ema_decay=0.995, eval_every=250,
+                 pretrain_lr=2e-3, d_pretrain_steps=400, steps=350, lr_g=5e-5, lr_d=1e-3, d_freeze_below=0.2,
+                 label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995, eval_every=250,
                  checkpoint_every=250, keep_checkpoints=100),
 }
 

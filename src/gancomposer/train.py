@@ -207,7 +207,8 @@ def train(
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     batches = Batches(windows, cfg.batch_size, cfg.seed, d.rank, d.world)
     torch.manual_seed(cfg.seed * 1000 + d.rank + 1)  # each process its own noise
-    counters = {"pretrain_step": 0, "d_pretrain_step": 0, "step": 0, "best": math.inf, "collapse": 0, "seconds": 0.0}
+    counters = {"pretrain_step": 0, "d_pretrain_step": 0, "step": 0, "d_fake": 0.5, "d_frozen_steps": 0,
+                "best": math.inf, "collapse": 0, "seconds": 0.0}
 
     existing = sorted(ckdir.glob("step-*.safetensors"))
     if resume:
@@ -334,8 +335,9 @@ def train(
         opt.step()
         return norm
 
-    def d_update(sigma: float):
-        """One update of D on a batch of real pieces (label 1) and G's pieces (label 0).
+    def d_update(sigma: float, learn: bool = True):
+        """One update of D on a batch of real pieces (label 1) and G's pieces (label 0); with ``learn=False``
+        D only scores the batch (it is frozen).
 
         Returns the real batch (rolls and features), D's logits on real and fake, D's loss and grad norm.
         """
@@ -347,20 +349,22 @@ def train(
             fake = onehot_to_features(G(z, window, tau=cfg.gumbel_tau)[0]).float()
         if sigma > 0:
             real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
-        penalties = cfg.loss == "wgan-gp" or cfg.r1_gamma > 0
-        parts = [real.requires_grad_(cfg.r1_gamma > 0), fake]
-        if cfg.loss == "wgan-gp":
+        gp, r1 = learn and cfg.loss == "wgan-gp", learn and cfg.r1_gamma > 0
+        parts = [real.requires_grad_(r1), fake]
+        if gp:
             x_hat = interpolate(real, fake)
             parts.append(x_hat)
-        with torch.backends.cudnn.flags(enabled=not penalties), amp:  # no double backward in cuDNN RNNs
+        grad = torch.enable_grad() if learn else torch.no_grad()
+        with grad, torch.backends.cudnn.flags(enabled=not (gp or r1)), amp:  # no double backward in cuDNN RNNs
             logits = D(torch.cat(parts)).float()
             r, f = logits[:b], logits[b : 2 * b]
             loss_d = d_loss(cfg.loss, r, f, cfg.label_smoothing)
-            if cfg.loss == "wgan-gp":
+            if gp:
                 loss_d = loss_d + cfg.gp_lambda * gradient_penalty(logits[2 * b :], x_hat)
-            if cfg.r1_gamma > 0:
+            if r1:
                 loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(r, real)
-        gnorm_d = update(loss_d, opt_d, Dm.parameters(), "D's loss")
+        gnorm_d = update(loss_d, opt_d, Dm.parameters(), "D's loss") if learn else 0.0
+        counters["d_fake"] = torch.sigmoid(f.detach()).mean().item()
         return real_rolls, real, r, f, loss_d, gnorm_d
 
     t0, steps0, seconds_before = time.perf_counter(), done(), counters["seconds"]
@@ -399,8 +403,12 @@ def train(
         # ---- phase 3: adversarial training ----
         while counters["step"] < cfg.steps:
             sigma = instance_noise_std(cfg, counters["step"])
+            # C-RNN-GAN's "freeze the stronger network": while D scores fresh fakes below d_freeze_below it
+            # sits out, so G can catch up instead of chasing a D that only grows more certain
+            frozen = cfg.d_freeze_below > 0 and _any(counters["d_fake"] < cfg.d_freeze_below, d, device)
+            counters["d_frozen_steps"] += int(frozen)
             for _ in range(cfg.d_steps):  # D phase: d_steps updates on real (label 1) and generated (label 0)
-                real_rolls, real, r, f, loss_d, gnorm_d = d_update(sigma)
+                real_rolls, real, r, f, loss_d, gnorm_d = d_update(sigma, learn=not frozen)
             b = real.shape[0]
 
             # G phase: one update against the current D (D's gradients here are discarded)
@@ -429,6 +437,7 @@ def train(
                 stop(f"collapse: D(x) > 0.99 and D(G(z)) < 0.01 for {counters['collapse']} steps "
                      "(try label_smoothing, instance_noise, r1_gamma or a lower lr_d)")
             if d.main and done() % cfg.log_every == 0:
+                writer.add_scalar("D/frozen", float(frozen), done())
                 for key, val in (("loss/d", loss_d.item()), ("loss/g", loss_g.item()), ("D/real", d_real),
                                  ("D/fake", d_fake), ("grad_norm/d", gnorm_d), ("grad_norm/g", gnorm_g),
                                  ("instance_noise", sigma)):
