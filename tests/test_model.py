@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gancomposer.model import (Discriminator, Generator, onehot_to_features, roll_to_onehot,
-                               straight_through_sample)
+from gancomposer.model import (Discriminator, Generator, gumbel_noise, onehot_to_features, roll_to_onehot,
+                               straight_through)
 
 P = 10
 
@@ -35,7 +35,7 @@ def test_fakes_are_exact_one_hot_so_d_cannot_tell_by_values():
     real = onehot_to_features(roll_to_onehot(real_roll))
     # logits that favour the real states (not overwhelmingly: soft probabilities stay far from 0/1)
     logits = (roll_to_onehot(real_roll) * 30.0 + torch.randn(3, 16, P, 3)).requires_grad_(True)
-    fake = onehot_to_features(straight_through_sample(logits, tau=1.0))
+    fake = onehot_to_features(straight_through(logits, gumbel_noise(logits.shape), tau=1.0))
     assert set(fake.detach().unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(fake.detach(), real)  # bit for bit the form of real data
     d = small_d()

@@ -79,13 +79,6 @@ def straight_through(logits: torch.Tensor, gumbel: torch.Tensor, tau: float = 1.
     return hard + (soft - soft.detach())
 
 
-def straight_through_sample(
-    logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """One-hot samples from ``softmax(logits)`` on the last axis, with Gumbel-softmax gradients."""
-    return straight_through(logits, gumbel_noise(logits.shape, generator, logits.device), tau)
-
-
 class Generator(nn.Module):
     """Noise -> piano roll. Its only input is random noise (a latent vector per piece and noise per step)."""
 

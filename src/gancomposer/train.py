@@ -392,7 +392,7 @@ def train(
             real_rolls, real, r, f, loss_d, gnorm_d = d_update(instance_noise_std(cfg, 0))
             counters["d_pretrain_step"] += 1
             if d.main and done() % cfg.log_every == 0:
-                d_real, d_fake = torch.sigmoid(r.detach()).mean().item(), torch.sigmoid(f.detach()).mean().item()
+                d_real, d_fake = torch.sigmoid(r.detach()).mean().item(), counters["d_fake"]
                 for key, val in (("loss/d", loss_d.item()), ("D/real", d_real), ("D/fake", d_fake),
                                  ("grad_norm/d", gnorm_d)):
                     writer.add_scalar(key, val, done())
@@ -430,7 +430,7 @@ def train(
             _ema(G_ema, Gm, cfg.ema_decay)
             counters["step"] += 1
 
-            d_real, d_fake = torch.sigmoid(r.detach()).mean().item(), torch.sigmoid(f.detach()).mean().item()
+            d_real, d_fake = torch.sigmoid(r.detach()).mean().item(), counters["d_fake"]
             won = cfg.loss != "wgan-gp" and d_real > 0.99 and d_fake < 0.01
             counters["collapse"] = counters["collapse"] + 1 if won else 0
             if _any(cfg.collapse_patience > 0 and counters["collapse"] >= cfg.collapse_patience, d, device):
