@@ -30,7 +30,7 @@ def main() -> None:
         t = time.perf_counter()
         pieces = composer.compose(n=args.n, bars=args.bars, seed=seed)
         best = min(best, time.perf_counter() - t)
-    music = sum(len(p.roll) / composer.encoding.steps_per_quarter * 60 / composer.tempo for p in pieces)
+    music = sum(len(p.grid) / composer.encoding.steps_per_quarter * 60 / composer.tempo for p in pieces)
     print(f"threads: {torch.get_num_threads()}; model: {composer.name} (hidden {composer.generator.hidden} x "
           f"{composer.generator.layers} {composer.generator.kind.upper()})")
     print(f"composed {args.n} pieces x {args.bars} bars = {music:.0f} s of music in {best:.2f} s of compute")

@@ -2,7 +2,7 @@
 matmul FLOP/s that training achieves, both measured in this one run.
 
 Fixed size: batch 64, windows of 64 steps, G and D with hidden 256 and 2 layers (LSTM), G's chord layer
-at its default width, d_steps 1.
+at its default width, d_updates 1.
 The per-step time is the difference between two training runs of different lengths divided by the
 difference in steps, so set-up, the final evaluation and checkpoint writing cancel out.
 
@@ -35,7 +35,7 @@ from gancomposer.io.midi import write_midi  # noqa: E402
 from gancomposer.train import train  # noqa: E402
 
 SIZE = ["batch_size=64", "g_hidden=256", "g_layers=2", "d_hidden=256", "d_layers=2", "latent_dim=64",
-        "step_noise_dim=8", "pretrain_steps=0", "d_steps=1", "samples=0", "ema_decay=0.999"]
+        "step_noise_dim=8", "pretrain_iters=0", "d_updates=1", "samples=0", "ema_decay=0.999"]
 
 
 def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
@@ -77,14 +77,14 @@ def main() -> None:
                     progress=False, log=lambda s: None)
         times = {}
         for n in (args.short, args.long):
-            cfg = resolve(None, None, SIZE + [f"steps={n}", f"eval_every={n}", f"checkpoint_every={n}"])
+            cfg = resolve(None, None, SIZE + [f"adversarial_iters={n}", f"eval_every={n}", f"checkpoint_every={n}"])
             t = time.perf_counter()
             train(Path(tmp) / "data", Path(tmp) / f"run{n}", cfg, progress=False, log=lambda s: None)
             times[n] = time.perf_counter() - t
         peak = matmul_flops()
     per_step = (times[args.long] - times[args.short]) / (args.long - args.short)
     pitches = m["encoding"]["high"] - m["encoding"]["low"] + 1
-    flops = step_flops(64, 64, pitches, 16, 256, 2, 64, 8, cfg.chord_hidden)
+    flops = step_flops(64, 64, pitches, 16, 256, 2, 64, 8, cfg.model.chord_hidden)
     print(f"threads: {torch.get_num_threads()}; cores: {os.cpu_count()}; torch {torch.__version__}")
     print(f"size: batch 64, 64 steps, {pitches} pitches, G and D hidden 256 x 2 LSTM layers")
     print(f"seconds per adversarial step (1 D + 1 G update): {per_step:.3f}")

@@ -18,15 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from gancomposer import checkpoint
 from gancomposer.baselines import markov_rolls, random_rolls
 from gancomposer.compose import Composer
 from gancomposer.dataset import load_dataset
 from gancomposer.evaluate import evaluate, markdown_table
 from gancomposer.plots import save_curve
-from gancomposer.render import write_rolls_midi
+from gancomposer.render import numbered_paths, write_grids
 
 
 def meets_bars(row: dict, markov: dict) -> bool:
@@ -41,7 +39,7 @@ def meets_bars(row: dict, markov: dict) -> bool:
 
 def pretrain_end(points: list[dict]) -> float | None:
     """Training minutes of the last checkpoint before the adversarial phase (None if there is none)."""
-    before = [p["minutes"] for p in points if p["adversarial_step"] == 0]
+    before = [p["minutes"] for p in points if p["adversarial_iters"] == 0]
     return max(before) if before and len(before) < len(points) else None
 
 
@@ -59,16 +57,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ds = load_dataset(args.data)
-    steps = args.bars * ds.encoding.steps_per_bar((4, 4))
-    tempo = float(np.median([p["tempo"] for p in ds.manifest["pieces"]]))
+    steps = args.bars * ds.encoding.steps_per_bar(ds.meter)
     points = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         train = ds.piece_rolls("train")
-        write_rolls_midi(markov_rolls(train, args.pieces, steps, seed=args.seed), ds.encoding, tmp / "markov",
-                         prefix="markov", tempo=tempo)
-        write_rolls_midi(random_rolls(train, args.pieces, steps, seed=args.seed), ds.encoding, tmp / "random",
-                         prefix="random", tempo=tempo)
+        for name, make in (("markov", markov_rolls), ("random", random_rolls)):
+            write_grids(make(train, args.pieces, steps, seed=args.seed), ds.encoding,
+                        numbered_paths(tmp / name, name, args.pieces, "mid"), tempo=ds.tempo, meter=ds.meter)
         baselines = evaluate({"markov": str(tmp / "markov"), "random": str(tmp / "random")}, reference=args.data,
                              log=lambda s: None)["rows"]
         every = max(1, args.every)
@@ -85,8 +81,8 @@ def main() -> None:
                 cp.save_midi(folder / f"{i:03d}.mid")
             report = evaluate({"model": str(folder)}, reference=args.data, log=lambda s: None)
             rows = report["rows"] = {"model": report["rows"]["model"], **baselines}
-            point = {"checkpoint": ck.name, "step": info["step"], "minutes": info["training_seconds"] / 60,
-                     "adversarial_step": info["adversarial_step"],
+            point = {"checkpoint": ck.name, "iteration": info["iteration"], "minutes": info["training_seconds"] / 60,
+                     "adversarial_iters": info["progress"]["adversarial_iters"],
                      "meets_bars": meets_bars(rows["model"], rows["markov"]), "report": report}
             points.append(point)
             m = rows["model"]
@@ -117,7 +113,8 @@ def main() -> None:
     chosen = meeting[-1] if meeting else min(
         points, key=lambda p: p["report"]["rows"]["model"]["frechet_distance"])
     (out / "table.md").write_text(
-        f"checkpoint {chosen['checkpoint']} (step {chosen['step']}, {chosen['minutes']:.1f} training minutes), "
+        f"checkpoint {chosen['checkpoint']} (iteration {chosen['iteration']}, {chosen['minutes']:.1f} training "
+        "minutes), "
         f"meets the bars: {chosen['meets_bars']}\n\n" + markdown_table(chosen["report"]) + "\n")
     print(json.dumps({"chosen": chosen["checkpoint"], "meets_bars": chosen["meets_bars"]}))
 

@@ -9,7 +9,7 @@ import symusic
 
 from gancomposer.audio import render_wav, synthesize, wav_info
 from gancomposer.compose import DEFAULT_MODEL, Composer, concatenate
-from gancomposer.piece import MusicError
+from gancomposer.errors import UserError
 from helpers import scale_piece
 
 
@@ -45,9 +45,9 @@ def test_interpolation_ends_at_the_seeds_latents(tiny_run):
 def test_bad_requests_are_refused(tiny_run):
     c = Composer.load(tiny_run)
     for kwargs in (dict(bars=0), dict(n=0), dict(seed=-1), dict(temperature=0)):
-        with pytest.raises(MusicError):
+        with pytest.raises(UserError):
             c.compose(**kwargs)
-    with pytest.raises(MusicError, match="no checkpoint"):
+    with pytest.raises(UserError, match="no checkpoint"):
         Composer.load(tiny_run / "samples")
 
 

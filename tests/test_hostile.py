@@ -52,9 +52,9 @@ def test_a_hanging_score_parse_is_cut_off(monkeypatch):
     import pytest
 
     from gancomposer.io.score import time_limit
-    from gancomposer.piece import MusicError
+    from gancomposer.errors import UserError
 
-    with pytest.raises(MusicError, match="longer than"):
+    with pytest.raises(UserError, match="longer than"):
         with time_limit(0.2):
             while True:
                 pass

@@ -7,7 +7,7 @@ from helpers import midi_file, note_events, piece, scale_piece
 
 from gancomposer.io import find_music_files, read_file
 from gancomposer.io.midi import TICKS_PER_QUARTER, read_midi, write_midi
-from gancomposer.piece import MusicError
+from gancomposer.errors import UserError
 
 MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
 <score-partwise version="3.1">
@@ -130,7 +130,7 @@ def test_find_music_files_recurses_and_sorts(tmp_path):
 def test_unknown_suffix_is_refused(tmp_path):
     f = tmp_path / "a.wav"
     f.write_bytes(b"RIFF")
-    with pytest.raises(MusicError, match="unknown file type"):
+    with pytest.raises(UserError, match="unknown file type"):
         read_file(f)
 
 

@@ -9,7 +9,7 @@ import torch
 import gancomposer.train as train_mod
 from gancomposer import checkpoint
 from gancomposer.config import PRESETS, TrainConfig, resolve
-from gancomposer.piece import MusicError
+from gancomposer.errors import UserError
 from gancomposer.train import TrainingInterrupted, TrainingStopped, _clip, _ema, instance_noise_std, train
 
 
@@ -72,7 +72,7 @@ def test_same_seed_same_run_and_existing_run_needs_resume(tiny_data, tmp_path):
     b = quiet_train(tiny_data, tmp_path / "b", tiny(**cfg))
     ga, gb = weights(a["checkpoint"])[0]["G"], weights(b["checkpoint"])[0]["G"]
     assert all(torch.equal(ga[k], gb[k]) for k in ga)
-    with pytest.raises(MusicError, match="--resume"):
+    with pytest.raises(UserError, match="--resume"):
         quiet_train(tiny_data, tmp_path / "a", tiny(**cfg))
 
 
@@ -207,13 +207,13 @@ def test_config_resolution_refuses_unknown_keys_and_bad_types(tmp_path):
     toml.write_text("[train]\nsteps = 7\nloss = 'hinge'\n")
     cfg = resolve("tiny", str(toml), ["d_steps=3", "spectral_norm=true", "lr_d=1e-3"])
     assert (cfg.steps, cfg.loss, cfg.d_steps, cfg.spectral_norm, cfg.lr_d) == (7, "hinge", 3, True, 1e-3)
-    with pytest.raises(MusicError, match="unknown setting 'stepz'"):
+    with pytest.raises(UserError, match="unknown setting 'stepz'"):
         resolve(None, None, ["stepz=3"])
-    with pytest.raises(MusicError, match="expected int"):
+    with pytest.raises(UserError, match="expected int"):
         resolve(None, None, ["steps=many"])
-    with pytest.raises(MusicError, match="loss='bce'"):
+    with pytest.raises(UserError, match="loss='bce'"):
         resolve(None, None, ["loss=bce"])
-    with pytest.raises(MusicError, match="unknown preset"):
+    with pytest.raises(UserError, match="unknown preset"):
         resolve("huge")
 
 

@@ -2,17 +2,26 @@
 
 Data flows one way: read (:mod:`.io`) -> encode (:mod:`.encoding`) -> dataset (:mod:`.dataset`)
 -> model -> train -> sample -> decode / render / evaluate -> CLI / web.
+
+The music half (reading, encodings, metrics, audio, pictures) imports no torch; the learning half loads only
+when asked for, so ``import gancomposer`` stays light.
 """
 
-from .encoding import Encoding, decode, encode, snap_to_grid
+from importlib.metadata import PackageNotFoundError, version
+
+from .encoding import Encoding, PianoRoll, snap_to_grid
+from .errors import UserError
 from .io import read_file
 from .io.midi import read_midi, write_midi
-from .piece import MusicError, Piece
+from .piece import Piece
 
+try:
+    __version__ = version("gancomposer")  # pyproject.toml is the one place the version is written
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str):
-    # the torch half loads only when asked for, so reading and encoding music stays light
     if name in ("Composer", "ComposedPiece"):
         from . import compose
 
@@ -21,7 +30,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ComposedPiece", "Composer", "Encoding", "MusicError", "Piece", "decode", "encode", "read_file", "read_midi",
+    "ComposedPiece", "Composer", "Encoding", "PianoRoll", "Piece", "UserError", "read_file", "read_midi",
     "snap_to_grid", "write_midi",
 ]
-__version__ = "0.1.0"

@@ -1,8 +1,9 @@
 """Checkpoints that are safe to open: weights in safetensors, settings as JSON inside the same file.
 
 A checkpoint ``NAME.safetensors`` holds the tensors of G, D and G's moving average (``G.``, ``D.``,
-``G_ema.`` prefixes) and, in its metadata, the training config, the encoding and progress counters: it alone is
-enough to sample. Optimiser and RNG states for an exact resume sit beside it in ``NAME.state.pt``, loaded
+``G_ema.`` prefixes) and, in its metadata, the networks' own config (``model``) apart from the training options
+(``train``), the data's encoding, meter and tempo (``data``) and the progress counters: it alone is enough to
+sample. Checkpoints of version 1 (gancomposer 0.1.0: one flat ``config``) are read into the same form. Optimiser and RNG states for an exact resume sit beside it in ``NAME.state.pt``, loaded
 with ``torch.load(weights_only=True)`` (tensors and plain containers only, never arbitrary objects).
 """
 
@@ -16,10 +17,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .config import Config, from_stored
+from .encoding import DEFAULT_METER, Encoding
+from .errors import UserError
 from .files import atomic_path
-from .piece import MusicError
+from .model import Generator
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def save(path: str | os.PathLike, models: dict[str, torch.nn.Module], info: dict, state: dict | None = None) -> None:
@@ -50,27 +55,69 @@ def load(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], d
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if "gancomposer" not in meta:
-                raise MusicError(f"{path}: not a gancomposer checkpoint (no gancomposer metadata)")
+                raise UserError(f"{path}: not a gancomposer checkpoint (no gancomposer metadata)")
             groups: dict[str, dict[str, torch.Tensor]] = {}
             for key in f.keys():
                 name, sub = key.split(".", 1)
                 groups.setdefault(name, {})[sub] = f.get_tensor(key)
-    except MusicError:
+    except UserError:
         raise
     except Exception as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MusicError(f"{path}: cannot read checkpoint ({reason})") from None
+        raise UserError(f"{path}: cannot read checkpoint ({reason})") from None
     info = json.loads(meta["gancomposer"])
-    if info.get("checkpoint_version") != CHECKPOINT_VERSION:
-        raise MusicError(f"{path}: checkpoint version {info.get('checkpoint_version')}, expected {CHECKPOINT_VERSION}")
-    return groups, info
+    if info.get("checkpoint_version") not in READABLE_VERSIONS:
+        raise UserError(f"{path}: checkpoint version {info.get('checkpoint_version')}; this version of "
+                        f"gancomposer reads {', '.join(map(str, READABLE_VERSIONS))}")
+    return groups, _upgrade(info, path)
+
+
+def _upgrade(info: dict, path: Path) -> dict:
+    """Version-1 metadata in today's form: ``model`` and ``train`` apart, progress under today's names."""
+    if info["checkpoint_version"] == 1:
+        info = dict(info)
+        info.update(from_stored(info, str(path)).to_dict())
+        del info["config"]
+        info["progress"] = {"pretrain_iters": info.pop("pretrain_step", 0),
+                            "d_pretrain_iters": info.pop("d_pretrain_step", 0),
+                            "adversarial_iters": info.pop("adversarial_step", 0)}
+        info["iteration"] = info.pop("step", 0)
+        info["checkpoint_version"] = CHECKPOINT_VERSION
+    return info
+
+
+def settings(info: dict, path: str | os.PathLike) -> Config:
+    """The model and training settings stored in a checkpoint's metadata."""
+    return from_stored(info, str(path))
+
+
+def generator_weights(groups: dict[str, dict[str, torch.Tensor]], path: str | os.PathLike) -> dict:
+    """G's weights to compose with: the moving average when the checkpoint has one, else G itself."""
+    weights = groups.get("G_ema") or groups.get("G")
+    if weights is None:
+        raise UserError(f"{path}: holds no generator weights")
+    return weights
+
+
+def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
+    """The generator a checkpoint file describes, its weights loaded, and the checkpoint's metadata."""
+    groups, info = load(path)
+    model_cfg = settings(info, path).model
+    enc = Encoding.from_dict(info["data"]["encoding"])
+    meter = tuple(info["data"].get("meter", DEFAULT_METER))
+    g = Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter))
+    try:
+        g.load_state_dict(generator_weights(groups, path))
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit the stored config ({str(e).splitlines()[0]})") from None
+    return g, info
 
 
 def load_state(path: str | os.PathLike) -> dict:
     """The resume state beside checkpoint ``path`` (weights-only unpickling: tensors and plain data)."""
     sp = state_path(path)
     if not sp.is_file():
-        raise MusicError(f"{path}: no resume state ({sp.name}) beside it")
+        raise UserError(f"{path}: no resume state ({sp.name}) beside it")
     return torch.load(sp, map_location="cpu", weights_only=True)
 
 
@@ -88,7 +135,7 @@ def find(run_or_file: str | os.PathLike, prefer: str = "best") -> Path:
         return steps[-1]
     if best.is_file():
         return best
-    raise MusicError(f"{run_or_file}: no checkpoint found (expected a .safetensors file or a run folder)")
+    raise UserError(f"{run_or_file}: no checkpoint found (expected a .safetensors file or a run folder)")
 
 
 def prune(folder: Path, keep: int) -> None:
@@ -103,9 +150,7 @@ def export_generator(source: str | os.PathLike, out: str | os.PathLike, extra: d
     checkpoint: what the package ships as its pretrained model."""
     src = find(source, prefer="best")
     groups, info = load(src)
-    weights = groups.get("G_ema") or groups.get("G")
-    if weights is None:
-        raise MusicError(f"{src}: holds no generator weights")
+    weights = generator_weights(groups, src)
     info = {**info, "exported_from": src.name, **(extra or {})}
     info.pop("checkpoint_version", None)
     tensors = {f"G.{k}": v.contiguous() for k, v in weights.items()}

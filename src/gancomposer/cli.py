@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .piece import MusicError
+from .errors import UserError
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -28,19 +28,9 @@ class _HelpConfig(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        import inspect
+        from .config import describe
 
-        from .config import PRESETS, TrainConfig
-
-        source = inspect.getsource(TrainConfig).splitlines()
-        for line in source:
-            stripped = line.strip()
-            if stripped.startswith("#") or (":" in stripped and "=" in stripped and not stripped.startswith("def")):
-                print(stripped)
-            elif stripped.startswith("def"):
-                break
-        for name, values in PRESETS.items():
-            print(f"\npreset {name}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+        print(describe())
         parser.exit()
 
 
@@ -89,42 +79,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import resolve
     from .train import train
 
-    cfg = resolve(args.preset, args.config, args.overrides)
-    if args.device:
-        cfg.device = args.device
-    if args.seed is not None:
-        cfg.seed = args.seed
-    import torch.distributed as dist
-
-    try:
-        summary = train(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
-                        log=lambda line: print(line, file=sys.stderr))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = summary["best_score"]
-        print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; last checkpoint "
-              f"{summary['checkpoint']}; best validation Fréchet feature distance {best:.2f}")
+    flags = [f"device={args.device}"] * bool(args.device) + [f"seed={args.seed}"] * (args.seed is not None)
+    config = resolve(args.preset, args.config, args.overrides + flags)
+    summary = train(args.data, args.out, config, resume=args.resume, progress=not args.quiet,
+                    log=lambda line: print(line, file=sys.stderr))
+    if summary["main"]:
+        print(f"trained {summary['iterations']} iterations in {summary['seconds']:.0f} s; last checkpoint "
+              f"{summary['checkpoint']}; best validation Fréchet feature distance {summary['best_score']:.2f}")
     return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .baselines import markov_rolls, random_rolls
+    from .corpora import instrument_of
     from .dataset import load_dataset
-    from .render import write_rolls_midi
+    from .render import numbered_paths, write_grids
 
     ds = load_dataset(args.data)
     train = ds.piece_rolls("train")
-    steps = args.bars * ds.encoding.steps_per_bar((4, 4))
+    steps = args.bars * ds.encoding.steps_per_bar(ds.meter)
     if args.kind == "markov":
         rolls = markov_rolls(train, args.n, steps, order=args.order, seed=args.seed)
     else:
         rolls = random_rolls(train, args.n, steps, seed=args.seed)
-    tempo = float(np.median([p["tempo"] for p in ds.manifest["pieces"]]))
-    paths = write_rolls_midi(rolls, ds.encoding, args.out, prefix=args.kind, tempo=tempo, force=args.force)
+    paths = write_grids(rolls, ds.encoding, numbered_paths(args.out, args.kind, len(rolls), "mid"), tempo=ds.tempo,
+                        meter=ds.meter, force=args.force)
     print(f"wrote {len(paths)} {args.kind} pieces of {args.bars} bars to {args.out}")
     return 0
 
@@ -136,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for item in args.baseline or []:
         name, _, folder = item.partition("=")
         if not folder:
-            raise MusicError(f"--baseline {item!r}: expected NAME=FOLDER")
+            raise UserError(f"--baseline {item!r}: expected NAME=FOLDER")
         sets[name] = folder
     report = evaluate(sets, reference=args.reference, corpus=args.corpus, out=args.out,
                       log=lambda line: print(line, file=sys.stderr))
@@ -147,8 +126,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _formats(text: str) -> list[str]:
+    from .render import FORMATS
+
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in formats if f not in ("mid", "wav", "png")]
+    bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise argparse.ArgumentTypeError(f"formats are mid, wav and png (comma-separated), got {text!r}")
     return formats
@@ -164,17 +145,13 @@ def _program(text: str) -> int:
     raise argparse.ArgumentTypeError(f"instrument: one of {', '.join(INSTRUMENTS)} or a GM program 0-127")
 
 
-def _save_all(pieces, out: Path, formats: list[str], force: bool) -> list[Path]:
-    """Write each piece in each format; refuses to overwrite unless ``force``. Returns the paths."""
-    written = []
+def _save_all(pieces, out: Path, formats: list[str], force: bool, extra: tuple[Path, ...] = ()) -> list[Path]:
+    """Write each piece in each format; refuses to overwrite (any of them or ``extra``) unless ``force``."""
+    from .render import refuse_overwrite
+
     targets = [(cp, out / f"{cp.piece.name}.{fmt}") for cp in pieces for fmt in formats]
-    taken = [p for _, p in targets if p.exists()]
-    if taken and not force:
-        raise MusicError(f"{taken[0]} exists; use --force to overwrite or choose another --out")
-    for cp, path in targets:
-        {"mid": cp.save_midi, "wav": cp.save_wav, "png": cp.save_png}[path.suffix[1:]](path)
-        written.append(path)
-    return written
+    refuse_overwrite([p for _, p in targets] + list(extra), force)
+    return [cp.save(path) for cp, path in targets]
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -199,14 +176,12 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from .io.midi import write_midi
 
     composer = Composer.load(args.model)
-    pieces = composer.interpolate(args.seed_a, args.seed_b, steps=args.steps, bars=args.bars,
+    pieces = composer.interpolate(args.seed_a, args.seed_b, pieces=args.pieces, bars=args.bars,
                                   temperature=args.temperature)
-    written = _save_all(pieces, Path(args.out), args.format, args.force)
     walk = Path(args.out) / f"interp-{args.seed_a}-{args.seed_b}-all.mid"
-    if walk.exists() and not args.force:
-        raise MusicError(f"{walk} exists; use --force to overwrite or choose another --out")
+    written = _save_all(pieces, Path(args.out), args.format, args.force, extra=(walk,))
     write_midi(concatenate(pieces), walk, program=composer.program)
-    print(f"wrote {len(pieces)} steps from seed {args.seed_a} to seed {args.seed_b} ({len(written)} files) "
+    print(f"wrote {len(pieces)} pieces from seed {args.seed_a} to seed {args.seed_b} ({len(written)} files) "
           f"and {walk}, which plays them in turn")
     return 0
 
@@ -229,7 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         models = {Path(args.model).stem if Path(args.model).is_file() else Path(args.model).name: Path(args.model),
                   **models}
     if not models:
-        raise MusicError("no model to serve: pass --model or --runs, or reinstall the package")
+        raise UserError("no model to serve: pass --model or --runs, or reinstall the package")
     app = create_app(models, args.out, workers=args.workers)
     where = f"http://{args.host}:{args.port}/"
     print(f"gancomposer: serving {', '.join(models)} at {where} (API docs at {where}docs); Ctrl-C stops")
@@ -273,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--steps-per-quarter", type=int, default=4, help="grid resolution (4 = 16th notes)")
     p.add_argument("--pitch-range", type=_range, metavar="LOW..HIGH", help="MIDI pitches kept (default: fitted)")
-    p.add_argument("--window-bars", type=int, default=4, help="bars (of 4/4) per training window")
+    p.add_argument("--window-bars", type=int, default=4, help="bars per training window")
     p.add_argument("--hop-bars", type=int, default=1, help="bars between window starts")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of pieces held out for validation")
     p.add_argument("--transpose", type=_range, default=(0, 0), metavar="LOW..HIGH",
@@ -289,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the recurrent GAN on a prepared dataset folder",
                        description="Train G and D adversarially. Settings: defaults <- --preset <- --config <- "
-                                   "key=value overrides (e.g. steps=500 loss=hinge d_steps=2).")
+                                   "key=value overrides (e.g. adversarial_iters=500 loss=hinge d_updates=2).")
     p.add_argument("--data", required=True, help="dataset folder written by `gancomposer prepare`")
     p.add_argument("--out", required=True, help="run folder (checkpoints, samples, TensorBoard logs)")
     p.add_argument("--preset", help="tiny (seconds, for tests) or bach (the shipped model's recipe)")
@@ -341,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("interpolate", help="walk through latent space between two seeds")
     p.add_argument("--seed-a", type=int, required=True)
     p.add_argument("--seed-b", type=int, required=True)
-    p.add_argument("--steps", type=int, default=5, help="pieces along the walk, both ends included")
+    p.add_argument("--pieces", type=int, default=5, help="pieces along the walk, both ends included")
     compose_options(p, with_n=False)
     p.set_defaults(func=cmd_interpolate, bars=4)
 
@@ -372,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)  # inside: --help-config prints while parsing
         return args.func(args)
-    except MusicError as e:
+    except UserError as e:
         print(f"gancomposer: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

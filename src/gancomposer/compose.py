@@ -18,48 +18,51 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint
-from .config import from_stored
-from .encoding import Encoding
+from . import checkpoint, render
+from .corpora import instrument_of
+from .encoding import DEFAULT_METER, Encoding
+from .errors import UserError
 from .model import Generator
-from .piece import MusicError, Piece
-from .render import roll_to_piece
+from .piece import Piece
+from .sampling import sample_grids
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = PRETRAINED_DIR / "bach-chorales.safetensors"
 #: Seeds are drawn from this range (kept to 32 bits so a seed fits anywhere, JSON and JavaScript included).
 MAX_SEED = 2**32 - 1
+#: Long pieces are composed this many bars at a time (the result is the same as one pass).
+CHUNK_BARS = 4
 
 
 @dataclass
 class ComposedPiece:
-    """One composed piece: its roll on the grid, the decoded notes, and how to save it."""
+    """One composed piece: its grid, the decoded notes, and how to save it."""
 
-    roll: np.ndarray  # (steps, pitches) OFF/ONSET/HOLD
+    grid: np.ndarray  # (steps, cells) in the model's encoding
     piece: Piece
     encoding: Encoding
     program: int = 0
     seed: int = 0
     meta: dict = field(default_factory=dict)
+    meter: tuple[int, int] = DEFAULT_METER
+
+    @property
+    def bars(self) -> int:
+        return len(self.grid) // self.encoding.steps_per_bar(self.meter)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the piece as MIDI, WAV or PNG, by the suffix of ``path``."""
+        return render.save(self.piece, path, grid=self.grid, enc=self.encoding, program=self.program,
+                           meter=self.meter)
 
     def save_midi(self, path: str | os.PathLike) -> Path:
-        from .io.midi import write_midi
+        return self.save(Path(path).with_suffix(".mid"))
 
-        write_midi(self.piece, path, program=self.program)
-        return Path(path)
-
-    def save_wav(self, path: str | os.PathLike, *, engine: str = "auto") -> str:
-        """Write audio; returns the engine used ("fluidsynth" or "numpy")."""
-        from .audio import render_wav
-
-        return render_wav(self.piece, path, program=self.program, engine=engine)
+    def save_wav(self, path: str | os.PathLike) -> Path:
+        return self.save(Path(path).with_suffix(".wav"))
 
     def save_png(self, path: str | os.PathLike) -> Path:
-        from .plots import save_roll_png
-
-        save_roll_png(self.roll, self.encoding, path, steps_per_bar=self.encoding.steps_per_bar((4, 4)),
-                      title=self.piece.name)
-        return Path(path)
+        return self.save(Path(path).with_suffix(".png"))
 
 
 def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -75,13 +78,14 @@ class Composer:
     """A generator ready to compose, loaded from a checkpoint, a run folder or the shipped model."""
 
     def __init__(self, generator: Generator, encoding: Encoding, *, tempo: float = 100.0, program: int = 0,
-                 name: str = "model", info: dict | None = None, temperature: float = 1.0):
+                 name: str = "model", info: dict | None = None, temperature: float = 1.0,
+                 meter: tuple[int, int] = DEFAULT_METER):
         self.generator = generator.eval()
         self.encoding = encoding
         self.temperature = temperature  # the default; set at export (`gancomposer export --temperature`)
-        self.tempo, self.program, self.name = tempo, program, name
+        self.tempo, self.program, self.name, self.meter = tempo, program, name, meter
         self.info = info or {}
-        self.steps_per_bar = encoding.steps_per_bar((4, 4))
+        self.steps_per_bar = encoding.steps_per_bar(meter)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, device: str = "cpu") -> Composer:
@@ -91,25 +95,16 @@ class Composer:
         """
         if path is None:
             if not DEFAULT_MODEL.is_file():
-                raise MusicError(f"the pretrained model is missing from this installation ({DEFAULT_MODEL})")
+                raise UserError(f"the pretrained model is missing from this installation ({DEFAULT_MODEL})")
             path = DEFAULT_MODEL
         file = checkpoint.find(path, prefer="best")
-        groups, info = checkpoint.load(file)
-        cfg = from_stored(info["config"], f"{file} config")
-        enc = Encoding.from_dict(info["data"]["encoding"])
-        g = Generator.from_config(cfg, enc.n_pitches, enc.steps_per_bar((4, 4)))
-        weights = groups.get("G_ema") or groups.get("G")
-        if weights is None:
-            raise MusicError(f"{file}: holds no generator weights")
-        try:
-            g.load_state_dict(weights)
-        except RuntimeError as e:
-            raise MusicError(f"{file}: weights do not fit the stored config ({str(e).splitlines()[0]})") from None
+        g, info = checkpoint.load_generator(file)
         data = info["data"]
-        program = data.get("program", 19 if data.get("corpus") == "bach-chorales" else 0)
-        return cls(g.to(device), enc, tempo=float(data.get("tempo", 100.0)), program=int(program),
+        return cls(g.to(device), Encoding.from_dict(data["encoding"]), tempo=float(data.get("tempo", 100.0)),
+                   program=int(data.get("program", instrument_of(data.get("corpus")))),
                    name=Path(path).stem if Path(path).is_file() else Path(path).name, info=info,
-                   temperature=float(info.get("temperature", 1.0)))
+                   temperature=float(info.get("temperature", 1.0)),
+                   meter=tuple(data.get("meter", DEFAULT_METER)))
 
     @property
     def latent_dim(self) -> int:
@@ -118,40 +113,28 @@ class Composer:
     def latents(self, n: int, seed: int) -> torch.Tensor:
         """The latent vectors of ``n`` pieces for ``seed``."""
         if not 0 <= seed <= MAX_SEED:
-            raise MusicError(f"seed must lie in 0..{MAX_SEED}, got {seed}")
+            raise UserError(f"seed must lie in 0..{MAX_SEED}, got {seed}")
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.latent_dim, generator=gen)
 
-    def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0, temperature: float | None = None,
-                        chunk_bars: int = 4) -> list[np.ndarray]:
-        """Rolls for the latents ``z`` (one batched pass), ``bars`` bars long.
-
-        Pieces longer than a chunk are composed chunk by chunk with the recurrent state, the last output
-        and the bar position carried on, so a long piece is one continuous performance of G.
-        """
+    def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0,
+                        temperature: float | None = None) -> list[np.ndarray]:
+        """Grids for the latents ``z`` (one batched pass), ``bars`` bars long; one continuous performance of
+        G however long."""
         if bars < 1:
-            raise MusicError(f"bars must be at least 1, got {bars}")
+            raise UserError(f"bars must be at least 1, got {bars}")
         temperature = self.temperature if temperature is None else temperature
         if temperature <= 0:
-            raise MusicError(f"temperature must be positive, got {temperature}")
-        gen = torch.Generator().manual_seed(seed)
+            raise UserError(f"temperature must be positive, got {temperature}")
         device = next(self.generator.parameters()).device
-        z = z.to(device)
-        parts, carry, left = [], None, bars * self.steps_per_bar
-        with torch.no_grad():
-            while left > 0:
-                steps = min(left, chunk_bars * self.steps_per_bar)
-                onehot, _, carry = self.generator(z, steps, generator=gen, temperature=temperature, carry=carry)
-                parts.append(onehot.argmax(-1).to(torch.uint8).cpu().numpy())
-                left -= steps
-        rolls = np.concatenate(parts, axis=1)
-        return list(rolls)
+        return list(sample_grids(self.generator, z.to(device), bars * self.steps_per_bar, seed=seed,
+                                 temperature=temperature, chunk_steps=CHUNK_BARS * self.steps_per_bar))
 
-    def _pieces(self, rolls: list[np.ndarray], seed: int, names: list[str], meta: list[dict]) -> list[ComposedPiece]:
+    def _pieces(self, grids: list[np.ndarray], seed: int, names: list[str], meta: list[dict]) -> list[ComposedPiece]:
         return [
-            ComposedPiece(roll, roll_to_piece(roll, self.encoding, tempo=self.tempo, name=name), self.encoding,
-                          self.program, seed, m)
-            for roll, name, m in zip(rolls, names, meta)
+            ComposedPiece(grid, render.grid_to_piece(grid, self.encoding, tempo=self.tempo, meter=self.meter,
+                                                     name=name), self.encoding, self.program, seed, m, self.meter)
+            for grid, name, m in zip(grids, names, meta)
         ]
 
     def compose(self, n: int = 4, bars: int = 8, seed: int = 0,
@@ -161,41 +144,43 @@ class Composer:
         ``temperature`` scales G's logits before each draw (< 1 safer, > 1 wilder); None uses the model's own.
         """
         if n < 1:
-            raise MusicError(f"n must be at least 1, got {n}")
-        rolls = self.compose_latents(self.latents(n, seed), bars, seed=seed, temperature=temperature)
+            raise UserError(f"n must be at least 1, got {n}")
+        grids = self.compose_latents(self.latents(n, seed), bars, seed=seed, temperature=temperature)
         names = [f"seed{seed}-{i}" for i in range(n)]
-        return self._pieces(rolls, seed, names, [{"index": i} for i in range(n)])
+        return self._pieces(grids, seed, names, [{"index": i} for i in range(n)])
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int = 5, bars: int = 4,
+    def interpolate(self, seed_a: int, seed_b: int, pieces: int = 5, bars: int = 4,
                     temperature: float | None = None) -> list[ComposedPiece]:
-        """A walk through latent space from the first piece of ``seed_a`` to that of ``seed_b``.
+        """A walk of ``pieces`` pieces through latent space from the first piece of ``seed_a`` to that of
+        ``seed_b``, both ends included.
 
         Only the latent vector moves; the sampling noise stays fixed, so what changes is the model's idea
         of the piece.
         """
-        if steps < 2:
-            raise MusicError(f"an interpolation needs at least 2 steps, got {steps}")
+        if pieces < 2:
+            raise UserError(f"an interpolation needs at least 2 pieces, got {pieces}")
         za, zb = self.latents(1, seed_a)[0], self.latents(1, seed_b)[0]
-        ts = np.linspace(0, 1, steps)
+        ts = np.linspace(0, 1, pieces)
         z = torch.stack([_slerp(za, zb, float(t)) for t in ts])
         # the same sampling noise for every piece of the walk: compose them one by one from one seed
-        rolls = [self.compose_latents(z[i : i + 1], bars, seed=seed_a, temperature=temperature)[0]
-                 for i in range(steps)]
-        names = [f"interp-{seed_a}-{seed_b}-{i}" for i in range(steps)]
-        return self._pieces(rolls, seed_a, names, [{"t": float(t)} for t in ts])
+        grids = [self.compose_latents(z[i : i + 1], bars, seed=seed_a, temperature=temperature)[0]
+                 for i in range(pieces)]
+        names = [f"interp-{seed_a}-{seed_b}-{i}" for i in range(pieces)]
+        return self._pieces(grids, seed_a, names, [{"t": float(t)} for t in ts])
 
 
 def concatenate(pieces: list[ComposedPiece], gap_bars: int = 1) -> Piece:
     """One piece that plays ``pieces`` in turn, with ``gap_bars`` of rest between them."""
     if not pieces:
-        raise MusicError("nothing to concatenate")
-    enc = pieces[0].encoding
-    bar_q = enc.steps_per_bar((4, 4)) / enc.steps_per_quarter
+        raise UserError("nothing to concatenate")
+    first = pieces[0]
+    spq = first.encoding.steps_per_quarter
+    bar_q = first.encoding.steps_per_bar(first.meter) / spq
     offset, parts = 0.0, []
     for cp in pieces:
         p = cp.piece
         parts.append((p.pitch, p.start + offset, p.duration))
-        offset += (len(cp.roll) / enc.steps_per_quarter) + gap_bars * bar_q
-    first = pieces[0].piece
+        offset += (len(cp.grid) / spq) + gap_bars * bar_q
     return Piece(np.concatenate([a for a, _, _ in parts]), np.concatenate([b for _, b, _ in parts]),
-                 np.concatenate([c for _, _, c in parts]), first.tempo, first.time_signature, "interpolation")
+                 np.concatenate([c for _, _, c in parts]), first.piece.tempo, first.piece.time_signature,
+                 "interpolation")

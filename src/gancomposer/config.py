@@ -1,13 +1,15 @@
-"""Training configuration: plain data with every default in one visible block.
+"""Settings as plain data: what the networks are (:class:`ModelConfig`) apart from how they are trained
+(:class:`TrainConfig`), every default in one visible block, each with its help text.
 
-Resolution order: defaults <- ``--preset NAME`` <- ``--config FILE.toml`` <- ``key=value`` overrides.
-Unknown keys are refused and values are type-checked, so a typo never trains silently with a default.
+Resolution order: defaults <- ``--preset NAME`` <- ``--config FILE.toml`` <- ``key=value`` overrides. Keys are
+flat (``g_hidden=128``, ``lr_d=1e-3``); each belongs to exactly one of the two configs. Unknown keys are refused
+and values are type-checked, so a typo never trains silently with a default. This module imports no torch.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -15,92 +17,137 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .losses import LOSSES
-from .piece import MusicError
+from .errors import UserError
+
+
+def setting(default, help: str, choices: tuple = ()):  # noqa: A002 - "help" reads best in the field blocks
+    """A config field with its help text (shown by ``gancomposer train --help-config``) and allowed values."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class ModelConfig:
+    """The sizes and kinds of G and D: stored with the weights, and all that sampling needs besides the
+    encoding."""
+
+    rnn: str = setting("lstm", "recurrent cell of G and D", ("lstm", "gru"))
+    latent_dim: int = setting(64, "size of the per-piece noise vector z")
+    step_noise_dim: int = setting(8, "noise per grid step")
+    g_hidden: int = setting(256, "G's recurrent width")
+    g_layers: int = setting(2, "G's recurrent layers")
+    chord_hidden: int = setting(64, "NADE layer linking the cells of one step (0: cells drawn independently)")
+    d_hidden: int = setting(128, "D's recurrent width (per direction)")
+    d_layers: int = setting(1, "D's recurrent layers")
+    spectral_norm: bool = setting(False, "spectral normalisation of D's linear layers")
+
+    def validate(self) -> None:
+        _check_choices(self)
+        _at_least(self, 1, "latent_dim", "g_hidden", "g_layers", "d_hidden", "d_layers")
+        _at_least(self, 0, "step_noise_dim", "chord_hidden")
+
+
+#: Model settings added after checkpoints were first written, with the value that reproduces those models.
+MODEL_DEFAULTS_BEFORE = {"chord_hidden": 0}
 
 
 @dataclass
 class TrainConfig:
-    # --- generator ---
-    rnn: str = "lstm"  # lstm | gru (G and D)
-    latent_dim: int = 64  # size of the per-piece noise vector z
-    step_noise_dim: int = 8  # noise per time step
-    g_hidden: int = 256
-    g_layers: int = 2
-    chord_hidden: int = 64  # NADE layer linking the pitches of one step (0: pitches drawn independently)
-    # --- discriminator ---
-    d_hidden: int = 128
-    d_layers: int = 1
-    spectral_norm: bool = False  # on D's linear layers
-    # --- adversarial training ---
-    steps: int = 2000  # G updates (after pre-training)
-    batch_size: int = 64
-    loss: str = "gan"  # gan (classic, non-saturating G) | wgan-gp | hinge | lsgan
-    d_steps: int = 1  # D updates per G update
-    d_freeze_below: float = 0.0  # D sits out while its mean score of fresh fakes is below this (0: off)
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4  # a different value gives the two time-scale update rule (TTUR)
-    beta1: float = 0.5
-    beta2: float = 0.999
-    label_smoothing: float = 0.0  # one-sided: real label 1 - s (loss "gan" only)
-    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed linearly to 0
-    instance_noise_steps: int = 1000
-    r1_gamma: float = 0.0  # R1 penalty weight on real data
-    gp_lambda: float = 10.0  # gradient penalty weight (wgan-gp)
-    feature_matching: float = 0.0  # weight of the feature-matching term added to G's loss
-    grad_clip: float = 0.0  # max gradient norm for G and D (0: off)
-    mle_weight: float = 0.0  # teacher-forced likelihood term kept in G's loss during adversarial training
-    ema_decay: float = 0.999  # moving average of G's weights used for sampling (0: off)
-    gumbel_tau: float = 1.0  # temperature of the Gumbel-softmax gradient
+    """How G and D are trained: the phases, the adversarial method, bookkeeping."""
+
     # --- maximum-likelihood (teacher-forcing) pre-training of G ---
-    pretrain_steps: int = 0
-    pretrain_lr: float = 1e-3
-    d_pretrain_steps: int = 0  # D updates against the pre-trained G (frozen) before the adversarial phase
-    # --- bookkeeping ---
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 250
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 3
-    samples: int = 8  # sample pieces written at each checkpoint, from fixed noise
-    collapse_patience: int = 300  # steps of D(x) > 0.99 and D(G(z)) < 0.01 before stopping (0: off)
-    device: str = "auto"  # auto | cpu | cuda
-    amp: bool = True  # bfloat16 autocast on CUDA
+    pretrain_iters: int = setting(0, "G updates by likelihood before the adversarial phase")
+    pretrain_lr: float = setting(1e-3, "learning rate of likelihood pre-training")
+    d_pretrain_iters: int = setting(0, "D updates against the frozen pre-trained G before the adversarial phase")
+    # --- adversarial training ---
+    adversarial_iters: int = setting(2000, "adversarial iterations (one G update each)")
+    batch_size: int = setting(64, "pieces per batch")
+    loss: str = setting("gan", "adversarial objective (gan: the classic one, G non-saturating)",
+                        ("gan", "wgan-gp", "hinge", "lsgan"))
+    d_updates: int = setting(1, "D updates per G update")
+    d_freeze_below: float = setting(0.0, "D sits out while its mean score of fresh fakes is below this (0: off)")
+    lr_g: float = setting(2e-4, "G's adversarial learning rate")
+    lr_d: float = setting(2e-4, "D's learning rate (another value than lr_g gives TTUR)")
+    beta1: float = setting(0.5, "Adam beta1 of the adversarial optimisers")
+    beta2: float = setting(0.999, "Adam beta2 of the adversarial optimisers")
+    label_smoothing: float = setting(0.0, "one-sided: D's real target is 1 - s (loss gan only)")
+    instance_noise: float = setting(0.0, "std of Gaussian noise on D's inputs, annealed linearly to 0")
+    instance_noise_iters: int = setting(1000, "adversarial iterations over which instance noise falls to 0")
+    r1_gamma: float = setting(0.0, "R1 penalty weight on real data")
+    gp_lambda: float = setting(10.0, "gradient penalty weight (wgan-gp)")
+    feature_matching: float = setting(0.0, "weight of the feature-matching term in G's loss")
+    grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
+    mle_weight: float = setting(0.0, "weight of the likelihood anchor kept in G's adversarial loss")
+    ema_decay: float = setting(0.999, "moving average of G's weights used for sampling (0: off)")
+    gumbel_tau: float = setting(1.0, "temperature of the Gumbel-softmax gradient")
+    # --- bookkeeping (counted in training iterations of all phases together) ---
+    seed: int = setting(0, "random seed (same seed, same run on the CPU)")
+    log_every: int = setting(10, "iterations between log lines and TensorBoard points")
+    eval_every: int = setting(250, "iterations between validation scores")
+    checkpoint_every: int = setting(250, "iterations between checkpoints")
+    keep_checkpoints: int = setting(3, "newest checkpoints kept")
+    samples: int = setting(8, "sample pieces written at each checkpoint, from fixed noise")
+    collapse_patience: int = setting(300, "iterations of D(x) > 0.99 and D(G(z)) < 0.01 before stopping (0: off)")
+    device: str = setting("auto", "where to train", ("auto", "cpu", "cuda"))
+    amp: bool = setting(True, "bfloat16 autocast on CUDA")
 
     def validate(self) -> None:
-        """Refuse values that cannot work, naming the key and the choices."""
-        if self.loss not in LOSSES:
-            raise MusicError(f"loss={self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.rnn not in ("lstm", "gru"):
-            raise MusicError(f"rnn={self.rnn!r}: choose lstm or gru")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise MusicError(f"device={self.device!r}: choose auto, cpu or cuda")
-        for name in ("latent_dim", "g_hidden", "g_layers", "d_hidden", "d_layers", "batch_size", "d_steps",
-                     "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise MusicError(f"{name}={getattr(self, name)}: must be at least 1")
-        for name in ("steps", "pretrain_steps", "d_pretrain_steps", "samples", "step_noise_dim", "chord_hidden"):
-            if getattr(self, name) < 0:
-                raise MusicError(f"{name}={getattr(self, name)}: must not be negative")
+        _check_choices(self)
+        _at_least(self, 1, "batch_size", "d_updates", "log_every", "eval_every", "checkpoint_every",
+                  "keep_checkpoints")
+        _at_least(self, 0, "adversarial_iters", "pretrain_iters", "d_pretrain_iters", "samples")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
-            raise MusicError("label_smoothing and ema_decay must lie in [0, 1)")
+            raise UserError("label_smoothing and ema_decay must lie in [0, 1)")
+
+    @property
+    def total_iters(self) -> int:
+        return self.pretrain_iters + self.d_pretrain_iters + self.adversarial_iters
+
+
+@dataclass
+class Config:
+    """The two halves of a run's settings."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.train.validate()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"model": asdict(self.model), "train": asdict(self.train)}
 
+
+#: Keys renamed since 0.1.0: old configs and checkpoints still load, and the CLI names the new key.
+RENAMED = {"steps": "adversarial_iters", "pretrain_steps": "pretrain_iters", "d_pretrain_steps": "d_pretrain_iters",
+           "d_steps": "d_updates", "instance_noise_steps": "instance_noise_iters"}
 
 PRESETS: dict[str, dict] = {
     # Under a minute on a laptop CPU: for tests and for checking that a set-up works.
     "tiny": dict(g_hidden=32, g_layers=1, d_hidden=16, latent_dim=16, step_noise_dim=4, batch_size=16,
-                 steps=30, pretrain_steps=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
+                 adversarial_iters=30, pretrain_iters=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
     # The recipe of the shipped Bach-chorale model (see MODEL_CARD.md).
     # Pre-train G by likelihood, then teach D to spot it (D needs a fast lr_d: at 1e-4 it learns nothing in
-    # hundreds of steps), then a short adversarial phase with a likelihood anchor, D sitting out when far ahead.
-    "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_steps=3000,
-                 pretrain_lr=2e-3, d_pretrain_steps=400, steps=350, lr_g=5e-5, lr_d=1e-3, d_freeze_below=0.2,
-                 label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995, eval_every=250,
-                 checkpoint_every=250, keep_checkpoints=100),
+    # hundreds of iterations), then a short adversarial phase with a likelihood anchor, D sitting out when far
+    # ahead.
+    "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_iters=3000,
+                 pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
+                 d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
+                 eval_every=250, checkpoint_every=250, keep_checkpoints=100),
 }
+
+
+def _check_choices(cfg) -> None:
+    for f in fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise UserError(f"{f.name}={getattr(cfg, f.name)!r}: choose one of {', '.join(choices)}")
+
+
+def _at_least(cfg, low: int, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < low:
+            raise UserError(f"{name}={getattr(cfg, name)}: must be {'at least 1' if low else 'not negative'}")
 
 
 def _coerce(name: str, typ: type, value):
@@ -111,52 +158,82 @@ def _coerce(name: str, typ: type, value):
             return True
         if str(value).lower() in ("0", "false", "no", "off"):
             return False
-        raise MusicError(f"{name}: expected true or false, got {value!r}")
+        raise UserError(f"{name}: expected true or false, got {value!r}")
     try:
         if typ is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return typ(value)
     except (TypeError, ValueError):
-        raise MusicError(f"{name}: expected {typ.__name__}, got {value!r}") from None
+        raise UserError(f"{name}: expected {typ.__name__}, got {value!r}") from None
 
 
-def apply(cfg: TrainConfig, values: dict, source: str) -> TrainConfig:
-    """Set ``values`` on ``cfg`` with type checks; unknown keys are refused, naming ``source``."""
-    types = {f.name: type(getattr(cfg, f.name)) for f in fields(cfg)}
+def _owner(config: Config, key: str):
+    for part in (config.model, config.train):
+        if key in {f.name for f in fields(part)}:
+            return part
+    return None
+
+
+def apply(config: Config, values: dict, source: str) -> Config:
+    """Set flat ``values`` on whichever half owns each key, with type checks; unknown keys are refused."""
     for key, value in values.items():
         key = key.replace("-", "_")
-        if key not in types:
-            raise MusicError(f"{source}: unknown setting {key!r} (see `gancomposer train --help-config`)")
-        setattr(cfg, key, _coerce(key, types[key], value))
-    return cfg
+        part = _owner(config, key)
+        if part is None:
+            hint = f" (renamed to {RENAMED[key]!r})" if key in RENAMED else ""
+            raise UserError(f"{source}: unknown setting {key!r}{hint}; see `gancomposer train --help-config`")
+        setattr(part, key, _coerce(key, type(getattr(part, key)), value))
+    return config
 
 
-def resolve(preset: str | None = None, config_file: str | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """Build the training config from a preset, a TOML file and ``key=value`` strings, in that order."""
-    cfg = TrainConfig()
+def resolve(preset: str | None = None, config_file: str | None = None, overrides: list[str] = ()) -> Config:
+    """Build a run's settings from a preset, a TOML file and ``key=value`` strings, in that order.
+
+    The TOML file may hold ``[model]`` and ``[train]`` tables, or the keys at its top level.
+    """
+    config = Config()
     if preset:
         if preset not in PRESETS:
-            raise MusicError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        apply(cfg, PRESETS[preset], f"preset {preset}")
+            raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        apply(config, PRESETS[preset], f"preset {preset}")
     if config_file:
         try:
             data = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
-            raise MusicError(f"{config_file}: cannot read TOML ({e})") from None
-        apply(cfg, data.get("train", data), config_file)
+            raise UserError(f"{config_file}: cannot read TOML ({e})") from None
+        tables = {k: v for k, v in data.items() if isinstance(v, dict) and k in ("model", "train")}
+        flat = {k: v for k, v in data.items() if k not in tables}
+        for values in (*tables.values(), flat):
+            apply(config, values, config_file)
     for item in overrides:
         if "=" not in item:
-            raise MusicError(f"override {item!r}: expected key=value")
+            raise UserError(f"override {item!r}: expected key=value")
         key, value = item.split("=", 1)
-        apply(cfg, {key: value}, "command line")
-    cfg.validate()
-    return cfg
+        apply(config, {key: value}, "command line")
+    config.validate()
+    return config
 
 
-# Settings added after checkpoints were first written, with the value that reproduces those older models.
-_STORED_DEFAULTS = {"chord_hidden": 0}
+def from_stored(info: dict, source: str = "checkpoint") -> Config:
+    """The settings stored in a checkpoint or ``config.json``, including those written by gancomposer 0.1.0
+    (one flat ``config`` with the old key names, before the chord layer existed)."""
+    if "model" in info and "train" in info:
+        values = {**info["model"], **info["train"]}
+    else:
+        values = {**MODEL_DEFAULTS_BEFORE, **info["config"]}
+    return apply(Config(), {RENAMED.get(k, k): v for k, v in values.items()}, f"{source} settings")
 
 
-def from_stored(values: dict, source: str = "checkpoint config") -> TrainConfig:
-    """The config stored in a checkpoint (keys this version does not know are refused)."""
-    return apply(TrainConfig(), {**_STORED_DEFAULTS, **values}, source)
+def describe() -> str:
+    """Every setting with its default and help text, grouped by owner, then the presets."""
+    lines = []
+    for title, cls in (("model (stored with the weights)", ModelConfig), ("training", TrainConfig)):
+        lines.append(f"# {title}")
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else None
+            choices = f" [{' | '.join(f.metadata['choices'])}]" if f.metadata.get("choices") else ""
+            lines.append(f"{f.name} = {default!r}{choices}  # {f.metadata.get('help', '')}")
+        lines.append("")
+    for name, values in PRESETS.items():
+        lines.append(f"preset {name}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+    return "\n".join(lines)

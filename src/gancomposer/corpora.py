@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .piece import MusicError
+from .errors import UserError
 
 DEFAULT_CORPUS = "bach-chorales"
 
@@ -47,12 +47,13 @@ class Corpus:
     description: str
     files: Callable[[], list[Path]]
     polyphonic: bool
+    program: int = 0  # the General MIDI instrument its music is played with by default
 
 
 CORPORA: dict[str, Corpus] = {
     c.name: c
     for c in (
-        Corpus("bach-chorales", "J. S. Bach's four-part chorales (MusicXML, Humdrum)", _bach_chorales, True),
+        Corpus("bach-chorales", "J. S. Bach's four-part chorales (MusicXML, Humdrum)", _bach_chorales, True, program=19),
         Corpus("oneills-irish", "O'Neill's Music of Ireland (1850), Irish folk melodies (ABC)",
                _folder("oneills1850"), False),
         Corpus("ryans-mammoth", "Ryan's Mammoth Collection (1883), fiddle tunes (ABC)",
@@ -66,7 +67,12 @@ def get_corpus(name: str) -> Corpus:
     try:
         return CORPORA[name]
     except KeyError:
-        raise MusicError(f"unknown corpus {name!r}; choose one of: {', '.join(CORPORA)}") from None
+        raise UserError(f"unknown corpus {name!r}; choose one of: {', '.join(CORPORA)}") from None
+
+
+def instrument_of(corpus: str | None) -> int:
+    """The General MIDI program that music of ``corpus`` is played with (piano for a user's own folder)."""
+    return CORPORA[corpus].program if corpus in CORPORA else 0
 
 
 def count_pieces(files: list[Path]) -> int:

@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from . import cache
 from .corpora import DEFAULT_CORPUS, get_corpus
-from .encoding import Encoding, encode, fit_pitch_range, in_range
+from .encoding import DEFAULT_METER, Encoding, PianoRoll, fit_pitch_range, in_range
 from .files import atomic_path, write_json_atomic
 from .io import MIDI_SUFFIXES, Limits, check_file, find_music_files, read_file
-from .piece import MusicError, Piece
+from .errors import UserError
+from .piece import Piece
 from .theory import shift_to_c
 
 FORMAT_VERSION = 1
@@ -42,7 +43,7 @@ class PrepareOptions:
 
     steps_per_quarter: int = 4
     pitch_range: tuple[int, int] | None = None  # None: fitted to the pieces
-    window_bars: int = 4  # bars of 4/4; the window length in steps is fixed for every piece
+    window_bars: int = 4  # bars of the dataset's meter; the window length in steps is fixed for every piece
     hop_bars: int = 1  # windows start on bar lines of each piece's own metre
     min_fill: float = 0.5  # a window needs this share of its steps sounding, or it is dropped
     valid_fraction: float = 0.1
@@ -77,7 +78,7 @@ def _load_one(args: tuple[str, Limits]) -> Source:
             if slow:
                 cache.store_pieces(key, cached)
         src.pieces = cached
-    except MusicError as e:
+    except UserError as e:
         src.error = str(e)
     except MemoryError:
         src.error = "ran out of memory while reading"
@@ -138,7 +139,7 @@ def windows_of(roll: np.ndarray, window: int, hop: int, min_fill: float) -> list
     return starts
 
 
-def transpositions(piece: Piece, enc: Encoding, lo: int, hi: int) -> list[int]:
+def transpositions(piece: Piece, enc: PianoRoll, lo: int, hi: int) -> list[int]:
     """The shifts in ``lo..hi`` that keep every note of ``piece`` inside the pitch range."""
     pmin, pmax = int(piece.pitch.min()), int(piece.pitch.max())
     return [t for t in range(lo, hi + 1) if pmin + t >= enc.low and pmax + t <= enc.high]
@@ -155,7 +156,7 @@ def prepare(
 ) -> dict:
     """Read, encode, window and split music into the dataset folder ``out``; returns the manifest.
 
-    Unusable files are skipped, each reported by ``log`` in one line. Raises :class:`MusicError` when no
+    Unusable files are skipped, each reported by ``log`` in one line. Raises :class:`UserError` when no
     file gave a usable piece.
     """
     out = Path(out)
@@ -175,12 +176,13 @@ def prepare(
                 piece = piece.transpose(shift_to_c(piece))
             pieces.append((src, i, piece))
     if not pieces:
-        raise MusicError(f"no usable piece among {len(files) + len(missing)} input path(s)")
+        raise UserError(f"no usable piece among {len(files) + len(missing)} input path(s)")
 
     spq = options.steps_per_quarter
     lo, hi = options.pitch_range or fit_pitch_range([p for _, _, p in pieces])
-    enc = Encoding(spq, lo, hi)
-    window = options.window_bars * enc.steps_per_bar((4, 4))
+    enc = PianoRoll(spq, lo, hi)
+    meter = DEFAULT_METER  # what windows and the networks' bar positions assume, recorded in the manifest
+    window = options.window_bars * enc.steps_per_bar(meter)
     keys = [f"{src.sha256}#{i}" for src, i, _ in pieces]
     splits = split_pieces(keys, options.valid_fraction, options.seed)
 
@@ -189,13 +191,13 @@ def prepare(
     offset = 0
     for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
         dropped_notes += int((~in_range(piece, enc)).sum())
-        roll = encode(piece, enc)
+        roll = enc.encode(piece)
         rolls.append(roll)
         hop = options.hop_bars * enc.steps_per_bar(piece.time_signature)
         shifts = transpositions(piece, enc, *options.transpose) if split == "train" else [0]
         starts = windows_of(roll, window, hop, options.min_fill)
         for t in shifts:
-            shifted = roll if t == 0 else encode(piece.transpose(t), enc)
+            shifted = roll if t == 0 else enc.encode(piece.transpose(t))
             padded = np.concatenate([shifted, np.zeros((window, enc.n_pitches), np.uint8)])
             for s in starts:
                 windows[split].append(padded[s : s + window])
@@ -220,6 +222,8 @@ def prepare(
         "format_version": FORMAT_VERSION,
         "encoding": enc.to_dict(),
         "window_steps": window,
+        "meter": list(meter),
+        "tempo": float(np.median([p.tempo for _, _, p in pieces])),  # quarter notes per minute, for decoding
         "options": opts,
         "corpus": corpus if (corpus or not paths) else None,
         "counts": {
@@ -260,6 +264,18 @@ class Dataset:
     valid_index: np.ndarray
     rolls: np.ndarray
 
+    @property
+    def tempo(self) -> float:
+        """The median tempo of the pieces (quarter notes per minute): what decoded samples are played at."""
+        if "tempo" in self.manifest:
+            return float(self.manifest["tempo"])
+        return float(np.median([p["tempo"] for p in self.manifest["pieces"]]))  # datasets prepared by 0.1.0
+
+    @property
+    def meter(self) -> tuple[int, int]:
+        """The meter that windows and bar positions assume."""
+        return tuple(self.manifest.get("meter", DEFAULT_METER))
+
     def piece_rolls(self, split: str | None = None) -> list[np.ndarray]:
         """Whole, untransposed rolls of the pieces in ``split`` ('train', 'valid' or None for all)."""
         return [
@@ -274,18 +290,18 @@ def load_dataset(root: str | os.PathLike) -> Dataset:
     root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
-        raise MusicError(f"{root}: not a dataset folder (no manifest.json); make one with `gancomposer prepare`")
+        raise UserError(f"{root}: not a dataset folder (no manifest.json); make one with `gancomposer prepare`")
     import json
 
     try:
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise MusicError(f"{root}: dataset format {manifest.get('format_version')}, expected {FORMAT_VERSION}; "
+            raise UserError(f"{root}: dataset format {manifest.get('format_version')}, expected {FORMAT_VERSION}; "
                              "prepare it again")
         arrays = {
             name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             for name in ("train", "valid", "train_index", "valid_index", "rolls")
         }
     except (OSError, ValueError, KeyError) as e:
-        raise MusicError(f"{root}: damaged dataset folder ({e}); prepare it again") from None
+        raise UserError(f"{root}: damaged dataset folder ({e}); prepare it again") from None
     return Dataset(root, manifest, Encoding.from_dict(manifest["encoding"]), **arrays)

@@ -1,6 +1,12 @@
-"""The piano-roll encoding: a piece becomes a ``(steps, pitches)`` grid of cell states.
+"""Encodings: how a piece becomes a grid of categorical cells on a time grid, and back.
 
-Each cell holds one of three states::
+:class:`Encoding` is the one interface that the model, training, sampling and evaluation use: a piece is a
+``(steps, cells)`` array of small integers, each cell one of ``states`` categories, state 0 meaning that
+nothing sounds there. The networks see each cell as the one-hot of its state without state 0, so a silent
+cell is all zeros (:attr:`Encoding.features_per_step` numbers per grid step). A second encoding is a second
+implementation of this interface.
+
+:class:`PianoRoll`, the encoding of today's models, has a cell per pitch. Each cell holds one of three states::
 
     OFF   = 0   the pitch is silent in this step
     ONSET = 1   a note of this pitch starts in this step
@@ -22,7 +28,9 @@ starts a new note at every onset, as a synthesizer playing one MIDI channel does
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -30,11 +38,63 @@ from .piece import Piece
 
 OFF, ONSET, HOLD = 0, 1, 2
 N_STATES = 3
+#: The meter that windows, bar positions and decoded pieces assume until a dataset records another.
+DEFAULT_METER: tuple[int, int] = (4, 4)
+
+
+class Encoding(ABC):
+    """A piece as a ``(steps, cells)`` grid of categorical states on a grid of ``steps_per_quarter``.
+
+    Implementations are frozen dataclasses registered in :data:`ENCODINGS` under their ``kind``.
+    """
+
+    kind: ClassVar[str]
+    steps_per_quarter: int
+
+    @property
+    @abstractmethod
+    def cells(self) -> int:
+        """Categorical cells per grid step."""
+
+    @property
+    @abstractmethod
+    def states(self) -> int:
+        """Categories per cell; state 0 means nothing sounds in the cell."""
+
+    @property
+    def features_per_step(self) -> int:
+        """Numbers per grid step the networks see: each cell's one-hot without state 0."""
+        return self.cells * (self.states - 1)
+
+    def steps_per_bar(self, meter: tuple[int, int] = DEFAULT_METER) -> int:
+        """Grid steps in one bar of ``meter`` (numerator, denominator)."""
+        num, den = meter
+        return int(round(num * 4 * self.steps_per_quarter / den))
+
+    @abstractmethod
+    def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
+        """``piece`` as a ``(steps, cells)`` uint8 grid; ``n_steps`` pads with silence or cuts."""
+
+    @abstractmethod
+    def decode(self, grid: np.ndarray, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
+               name: str = "") -> Piece:
+        """The notes of a ``(steps, cells)`` grid."""
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+    @staticmethod
+    def from_dict(d: dict) -> Encoding:
+        """The encoding a dict from :meth:`to_dict` describes (a dict without ``kind`` is a piano roll)."""
+        kind = d.get("kind", PianoRoll.kind)
+        if kind not in ENCODINGS:
+            raise ValueError(f"unknown encoding {kind!r}; this version knows {', '.join(ENCODINGS)}")
+        return ENCODINGS[kind].from_fields(d)
 
 
 @dataclass(frozen=True)
-class Encoding:
-    """Grid and pitch range of the piano roll.
+class PianoRoll(Encoding):
+    """A cell per pitch in ``low..high``, each OFF, ONSET or HOLD.
 
     Attributes:
         steps_per_quarter: grid resolution; 4 means a 16th-note grid.
@@ -42,6 +102,7 @@ class Encoding:
         high: highest MIDI pitch kept (inclusive).
     """
 
+    kind: ClassVar[str] = "roll"
     steps_per_quarter: int = 4
     low: int = 36
     high: int = 84
@@ -56,17 +117,27 @@ class Encoding:
     def n_pitches(self) -> int:
         return self.high - self.low + 1
 
-    def steps_per_bar(self, time_signature: tuple[int, int] = (4, 4)) -> int:
-        """Grid steps in one bar of the given time signature."""
-        num, den = time_signature
-        return int(round(num * 4 * self.steps_per_quarter / den))
+    @property
+    def cells(self) -> int:
+        return self.n_pitches
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def states(self) -> int:
+        return N_STATES
 
     @classmethod
-    def from_dict(cls, d: dict) -> Encoding:
+    def from_fields(cls, d: dict) -> PianoRoll:
         return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high")})
+
+    def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
+        return encode_roll(piece, self, n_steps)
+
+    def decode(self, grid: np.ndarray, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
+               name: str = "") -> Piece:
+        return decode_roll(grid, self, tempo=tempo, meter=meter, name=name)
+
+
+ENCODINGS: dict[str, type[Encoding]] = {PianoRoll.kind: PianoRoll}
 
 
 def fit_pitch_range(pieces: list[Piece]) -> tuple[int, int]:
@@ -118,12 +189,12 @@ def snap_to_grid(piece: Piece, steps_per_quarter: int = 4) -> Piece:
     )
 
 
-def in_range(piece: Piece, enc: Encoding) -> np.ndarray:
+def in_range(piece: Piece, enc: PianoRoll) -> np.ndarray:
     """Boolean mask of the notes whose pitch lies in the encoding's range."""
     return (piece.pitch >= enc.low) & (piece.pitch <= enc.high)
 
 
-def encode(piece: Piece, enc: Encoding, n_steps: int | None = None) -> np.ndarray:
+def encode_roll(piece: Piece, enc: PianoRoll, n_steps: int | None = None) -> np.ndarray:
     """Encode ``piece`` as a ``(steps, enc.n_pitches)`` uint8 roll of OFF/ONSET/HOLD.
 
     Notes outside the pitch range are left out (count them first with :func:`in_range`). ``n_steps`` pads
@@ -166,12 +237,8 @@ def note_runs(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts // (steps + 1), starts % (steps + 1), ends - starts
 
 
-def decode(
-    roll: np.ndarray,
-    enc: Encoding,
-    *,
-    tempo: float = 100.0,
-    time_signature: tuple[int, int] = (4, 4),
+def decode_roll(
+    roll: np.ndarray, enc: PianoRoll, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
     name: str = "",
 ) -> Piece:
     """Turn a ``(steps, pitches)`` roll of OFF/ONSET/HOLD back into notes (see :func:`note_runs`)."""
@@ -180,4 +247,4 @@ def decode(
         raise ValueError(f"expected a roll of shape (steps, {enc.n_pitches}), got {roll.shape}")
     col, on, length = note_runs(roll)
     spq = enc.steps_per_quarter
-    return Piece(col + enc.low, on / spq, length / spq, tempo, time_signature, name)
+    return Piece(col + enc.low, on / spq, length / spq, tempo, meter, name)

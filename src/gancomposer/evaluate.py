@@ -17,14 +17,16 @@ import numpy as np
 
 from . import cache
 from .dataset import load_dataset, load_sources, prepare, split_pieces
-from .encoding import Encoding, encode, fit_pitch_range
+from .encoding import DEFAULT_METER, PianoRoll, fit_pitch_range
+from .errors import UserError
 from .files import write_bytes_atomic, write_json_atomic
 from .io import find_music_files
-from .metrics import (SCALAR_FEATURES, classifier_two_sample_test, copy_rate, feature_matrix,
-                      frechet_distance, kl_divergence, overlap_area, training_window_keys)
-from .piece import MusicError
+from .metrics import (PITCH_CLASSES, SCALAR_FEATURES, SCALARS, classifier_two_sample_test, copy_rate,
+                      feature_matrix, frechet_distance, kl_divergence, overlap_area, training_window_keys)
 
 FEATURE_VERSION = 1
+WINDOW_BARS = 4  # every set is compared in windows of this many bars
+COPY_BARS = 2  # windows of this many bars are looked up in the training data
 HEADLINE = {  # key: (label, better)
     "overlap_area": ("mean overlap area", "higher"),
     "kl_divergence": ("mean KL divergence", "lower"),
@@ -60,10 +62,42 @@ def cut_windows(rolls: list[np.ndarray], window: int, hop: int | None = None) ->
 
 @dataclass
 class Reference:
+    """The real music a set is compared with: its encoding, meter, and training and validation pieces."""
+
     name: str
-    enc: Encoding
+    enc: PianoRoll
     train: list[np.ndarray]
     valid: list[np.ndarray]
+    meter: tuple[int, int] = DEFAULT_METER
+
+    @property
+    def bar(self) -> int:
+        return self.enc.steps_per_bar(self.meter)
+
+
+@dataclass
+class FeatureSet:
+    """A set of pieces as the comparison sees it: 4-bar windows and their features, and 2-bar windows for the
+    copy check."""
+
+    windows: WindowSet
+    features: np.ndarray  # (windows, N_FEATURES)
+    copy_windows: np.ndarray  # (n, 2 bars, pitches), every bar
+
+
+def feature_set(rolls: list[np.ndarray], ref: Reference, features: np.ndarray | None = None) -> FeatureSet:
+    """Windows and features of ``rolls`` on the reference's grid (``features`` when already computed)."""
+    ws = cut_windows(rolls, WINDOW_BARS * ref.bar)
+    if features is None:
+        features = feature_matrix(ws.windows, ref.enc, ref.bar)
+    return FeatureSet(ws, features, cut_windows(rolls, COPY_BARS * ref.bar, ref.bar).windows)
+
+
+@dataclass
+class ReferenceFeatures:
+    train: FeatureSet
+    valid: FeatureSet
+    copy_keys: set[bytes]  # transposition-free keys of every 2-bar stretch of the training pieces
 
 
 def _corpus_dataset(corpus: str) -> Path:
@@ -76,8 +110,10 @@ def _corpus_dataset(corpus: str) -> Path:
     return folder
 
 
-def read_rolls(paths: list[str], enc: Encoding | None = None, log=print) -> tuple[list[np.ndarray], Encoding]:
-    """Encode every piece in ``paths`` (files or folders); with no encoding given, fit one to the pieces."""
+def read_rolls(paths: list[str], enc: PianoRoll | None = None, *, steps_per_quarter: int = 4,
+               log=print) -> tuple[list[np.ndarray], PianoRoll]:
+    """Encode every piece in ``paths`` (files or folders) with ``enc``; with none given, fit a piano roll on
+    a grid of ``steps_per_quarter`` to the pieces."""
     files, missing = find_music_files(paths)
     for p, reason in missing:
         log(f"skipped {p}: {reason}")
@@ -88,9 +124,9 @@ def read_rolls(paths: list[str], enc: Encoding | None = None, log=print) -> tupl
             log(f"skipped {s.path}: {s.error}")
         pieces.extend(s.pieces)
     if not pieces:
-        raise MusicError(f"no usable piece in {', '.join(map(str, paths))}")
-    enc = enc or Encoding(4, *fit_pitch_range(pieces))
-    return [encode(p, enc) for p in pieces], enc
+        raise UserError(f"no usable piece in {', '.join(map(str, paths))}")
+    enc = enc or PianoRoll(steps_per_quarter, *fit_pitch_range(pieces))
+    return [enc.encode(p) for p in pieces], enc
 
 
 def load_reference(reference: str | None = None, corpus: str | None = None, log=print) -> Reference:
@@ -99,57 +135,59 @@ def load_reference(reference: str | None = None, corpus: str | None = None, log=
         folder = Path(reference) if reference else _corpus_dataset(corpus or "bach-chorales")
         ds = load_dataset(folder)
         name = reference or corpus or "bach-chorales"
-        return Reference(str(name), ds.encoding, ds.piece_rolls("train"), ds.piece_rolls("valid"))
+        return Reference(str(name), ds.encoding, ds.piece_rolls("train"), ds.piece_rolls("valid"), ds.meter)
     rolls, enc = read_rolls([reference], log=log)
     split = split_pieces([f"{i}" for i in range(len(rolls))], 0.5, seed=0)
     return Reference(reference, enc, [r for r, s in zip(rolls, split) if s == "train"],
                      [r for r, s in zip(rolls, split) if s == "valid"])
 
 
-def _reference_features(ref: Reference, window: int, bar: int):
-    """Features of the reference's windows and its 2-bar copy keys, cached by the data's content."""
-    h = hashlib.sha256(json.dumps([FEATURE_VERSION, ref.enc.to_dict(), window, bar]).encode())
+def reference_features(ref: Reference) -> ReferenceFeatures:
+    """Features of the reference's windows and its copy keys, cached by the data's content."""
+    window = WINDOW_BARS * ref.bar
+    h = hashlib.sha256(json.dumps([FEATURE_VERSION, ref.enc.to_dict(), window, ref.bar]).encode())
     for r in ref.train + [np.zeros(1, np.uint8)] + ref.valid:
         h.update(np.ascontiguousarray(r).tobytes())
     path = cache.cache_dir() / "features" / f"{h.hexdigest()}.npz"
-    train_w, valid_w = cut_windows(ref.train, window), cut_windows(ref.valid, window)
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
-            return train_w, valid_w, z["train"], z["valid"], set(z["keys"].tolist())
-    train_f, valid_f = feature_matrix(train_w.windows, ref.enc), feature_matrix(valid_w.windows, ref.enc)
-    keys = training_window_keys(ref.train, 2 * bar)
+            return ReferenceFeatures(feature_set(ref.train, ref, z["train"]), feature_set(ref.valid, ref, z["valid"]),
+                                     set(z["keys"].tolist()))
+    out = ReferenceFeatures(feature_set(ref.train, ref), feature_set(ref.valid, ref),
+                            training_window_keys(ref.train, COPY_BARS * ref.bar))
     path.parent.mkdir(parents=True, exist_ok=True)
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, train=train_f, valid=valid_f, keys=np.array(sorted(keys), dtype="S16"))
+    np.savez(buf, train=out.train.features, valid=out.valid.features,
+             keys=np.array(sorted(out.copy_keys), dtype="S16"))
     write_bytes_atomic(path, buf.getvalue())
-    return train_w, valid_w, train_f, valid_f, keys
+    return out
 
 
-def compare(gen: WindowSet, gen_f: np.ndarray, two_bar: np.ndarray, ref: WindowSet, ref_f: np.ndarray,
-            keys: set[bytes], enc: Encoding) -> dict:
+def compare(gen: FeatureSet, ref: FeatureSet, copy_keys: set[bytes]) -> dict:
     """One report row: the headline numbers and per-feature statistics of ``gen`` against ``ref``."""
     per_feature = {}
     for i, name in enumerate(SCALAR_FEATURES):
-        g, r = gen_f[:, i], ref_f[:, i]
+        g, r = gen.features[:, SCALARS][:, i], ref.features[:, SCALARS][:, i]
         per_feature[name] = {
             "overlap_area": overlap_area(g, r), "kl_divergence": kl_divergence(r, g),
             "mean": float(g.mean()), "std": float(g.std()),
             "reference_mean": float(r.mean()), "reference_std": float(r.std()),
         }
-    silent = ~(gen.windows != 0).any(axis=(1, 2))
-    pch = gen_f[:, len(SCALAR_FEATURES) : len(SCALAR_FEATURES) + 12].mean(0)
+    silent = ~(gen.windows.windows != 0).any(axis=(1, 2))
+    pitch_classes = gen.features[:, PITCH_CLASSES]
     return {
-        "windows": int(len(gen.windows)), "pieces": int(len(np.unique(gen.groups))),
+        "windows": int(len(gen.windows.windows)), "pieces": int(len(np.unique(gen.windows.groups))),
         "overlap_area": float(np.mean([v["overlap_area"] for v in per_feature.values()])),
         "kl_divergence": float(np.mean([v["kl_divergence"] for v in per_feature.values()])),
-        "two_sample_accuracy": classifier_two_sample_test(gen_f, gen.groups, ref_f, ref.groups),
-        "frechet_distance": frechet_distance(gen_f, ref_f),
-        "copied_2bar_windows": copy_rate(two_bar, keys),
+        "two_sample_accuracy": classifier_two_sample_test(gen.features, gen.windows.groups, ref.features,
+                                                          ref.windows.groups),
+        "frechet_distance": frechet_distance(gen.features, ref.features),
+        "copied_2bar_windows": copy_rate(gen.copy_windows, copy_keys),
         "silent_4bar_windows": float(silent.mean()) if len(silent) else 0.0,
-        "pitch_classes_used": int((gen_f[:, len(SCALAR_FEATURES) : len(SCALAR_FEATURES) + 12].sum(0) > 0).sum()),
-        "pitch_class_histogram": pch.tolist(),
+        "pitch_classes_used": int((pitch_classes.sum(0) > 0).sum()),
+        "pitch_class_histogram": pitch_classes.mean(0).tolist(),
         "features": per_feature,
     }
 
@@ -160,24 +198,20 @@ def evaluate(
 ) -> dict:
     """Compare each named folder of generated music with the reference; write report files to ``out``."""
     ref = load_reference(reference, corpus, log=log)
-    bar = ref.enc.steps_per_bar((4, 4))
-    window = 4 * bar
-    train_w, valid_w, train_f, valid_f, keys = _reference_features(ref, window, bar)
-    if len(valid_w.windows) == 0 or len(train_w.windows) == 0:
-        raise MusicError("the reference needs pieces in both its training and validation splits")
-    rows, examples, feats = {}, {}, {"reference (train)": train_f}
+    rf = reference_features(ref)
+    if len(rf.valid.windows.windows) == 0 or len(rf.train.windows.windows) == 0:
+        raise UserError("the reference needs pieces in both its training and validation splits")
+    rows, examples, feats = {}, {}, {"reference (train)": rf.train.features}
     for name, folder in generated.items():
         rolls, _ = read_rolls([folder], ref.enc, log=log)
-        ws = cut_windows(rolls, window)
-        f = feature_matrix(ws.windows, ref.enc)
-        rows[name] = compare(ws, f, cut_windows(rolls, 2 * bar, bar).windows, train_w, train_f, keys, ref.enc)
-        examples[name], feats[name] = ws.windows[:3], f
-    rows["reference (valid vs train)"] = compare(
-        valid_w, valid_f, cut_windows(ref.valid, 2 * bar, bar).windows, train_w, train_f, keys, ref.enc)
-    report = {"reference": ref.name, "encoding": ref.enc.to_dict(), "window_steps": window, "rows": rows,
-              "headline": {k: {"label": v[0], "better": v[1]} for k, v in HEADLINE.items()}}
+        fs = feature_set(rolls, ref)
+        rows[name] = compare(fs, rf.train, rf.copy_keys)
+        examples[name], feats[name] = fs.windows.windows[:3], fs.features
+    rows["reference (valid vs train)"] = compare(rf.valid, rf.train, rf.copy_keys)
+    report = {"reference": ref.name, "encoding": ref.enc.to_dict(), "window_steps": WINDOW_BARS * ref.bar,
+              "rows": rows, "headline": {k: {"label": v[0], "better": v[1]} for k, v in HEADLINE.items()}}
     if out is not None:
-        write_report(report, Path(out), feats, examples, ref.enc, bar)
+        write_report(report, Path(out), feats, examples, ref.enc, ref.bar)
     return report
 
 
@@ -196,15 +230,14 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, out: Path, feats: dict, examples: dict, enc: Encoding, bar: int) -> None:
+def write_report(report: dict, out: Path, feats: dict, examples: dict, enc: PianoRoll, bar: int) -> None:
     from . import plots
 
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "report.json", report)
-    k = len(SCALAR_FEATURES)
-    plots.save_feature_distributions({n: f[:, :k] for n, f in feats.items()}, list(SCALAR_FEATURES),
+    plots.save_feature_distributions({n: f[:, SCALARS] for n, f in feats.items()}, list(SCALAR_FEATURES),
                                      out / "features.png")
-    plots.save_pitch_class_histograms({n: f[:, k : k + 12].mean(0) for n, f in feats.items()},
+    plots.save_pitch_class_histograms({n: f[:, PITCH_CLASSES].mean(0) for n, f in feats.items()},
                                       out / "pitch_classes.png")
     rolls, titles = [], []
     for name, ws in examples.items():

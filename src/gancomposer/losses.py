@@ -18,46 +18,51 @@ With one-sided label smoothing ``s``, the real target is ``1 - s``: the real ter
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("gan", "wgan-gp", "hinge", "lsgan")
+from .errors import UserError
 
 
-def check_loss(kind: str) -> None:
-    if kind not in LOSSES:
-        raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """D's loss on its logits for real and fake pieces, and G's on D's logits for its fakes."""
+
+    d: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
 
 
-def d_loss(
-    kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """D's loss for one batch of real and fake logits."""
-    r, f = real_logits, fake_logits
-    if kind == "gan":
-        s = label_smoothing
-        return ((1 - s) * F.softplus(-r) + s * F.softplus(r)).mean() + F.softplus(f).mean()
-    if kind == "wgan-gp":
-        return f.mean() - r.mean()
-    if kind == "hinge":
-        return F.relu(1 - r).mean() + F.relu(1 + f).mean()
-    if kind == "lsgan":
-        return 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f**2).mean()
-    check_loss(kind)
-    raise AssertionError("unreachable")
+def _gan_d(r: torch.Tensor, f: torch.Tensor, s: float) -> torch.Tensor:
+    return ((1 - s) * F.softplus(-r) + s * F.softplus(r)).mean() + F.softplus(f).mean()
 
 
-def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    """G's loss for D's logits on its fakes."""
-    f = fake_logits
-    if kind == "gan":
-        return F.softplus(-f).mean()
-    if kind in ("wgan-gp", "hinge"):
-        return -f.mean()
-    if kind == "lsgan":
-        return 0.5 * ((f - 1) ** 2).mean()
-    check_loss(kind)
-    raise AssertionError("unreachable")
+#: The one registry of adversarial losses; ``label_smoothing`` (the third argument of ``d``) is read by
+#: ``gan`` only.
+LOSSES: dict[str, AdversarialLoss] = {
+    "gan": AdversarialLoss(_gan_d, lambda f: F.softplus(-f).mean()),
+    "wgan-gp": AdversarialLoss(lambda r, f, s: f.mean() - r.mean(), lambda f: -f.mean()),
+    "hinge": AdversarialLoss(lambda r, f, s: F.relu(1 - r).mean() + F.relu(1 + f).mean(), lambda f: -f.mean()),
+    "lsgan": AdversarialLoss(lambda r, f, s: 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f**2).mean(),
+                             lambda f: 0.5 * ((f - 1) ** 2).mean()),
+}
+
+
+def get_loss(kind: str) -> AdversarialLoss:
+    """The loss called ``kind``; a clear error lists the choices otherwise."""
+    try:
+        return LOSSES[kind]
+    except KeyError:
+        raise UserError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}") from None
+
+
+def teacher_forced_nll(g, z: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per cell of real pieces ``grid`` ``(B, T, P)`` under G with teacher
+    forcing (``g`` may be wrapped in DistributedDataParallel)."""
+    logits = g(z, teacher=grid).logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), grid.reshape(-1).long())
 
 
 def input_grad_norm2(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,11 @@
-"""The recurrent GAN: a generator G that turns noise into a piano roll and a discriminator D that scores it.
+"""The recurrent GAN: a generator G that turns noise into an encoded piece and a discriminator D that scores it.
 
-Shapes: ``B`` batch, ``T`` grid steps, ``P`` pitches. A roll is ``(B, T, P)`` of OFF/ONSET/HOLD
-(see :mod:`gancomposer.encoding`); both networks see it as ``(B, T, 2P)`` features: an onset plane and a
-hold plane (OFF is what is left).
+Both networks work on any :class:`~gancomposer.encoding.Encoding`. Shapes: ``B`` batch, ``T`` grid steps,
+``P`` cells per step (a pitch each in the piano roll), ``S`` states per cell (OFF/ONSET/HOLD in the roll).
+A piece is ``(B, T, P)`` of states; both networks see it as ``(B, T, (S - 1) P)`` features: one plane per
+state other than state 0 (for the roll, an onset plane and a hold plane; OFF is what is left).
 
-How G's discrete output reaches D with gradients: G emits logits over the three cell states and draws one
+How G's discrete output reaches D with gradients: G emits logits over the cell states and draws one
 state per cell with the straight-through Gumbel-softmax trick. The forward value is an exact one-hot sample,
 so D sees fakes in exactly the form of real data (no "not quite 0/1" giveaway); the backward pass uses the
 gradient of the relaxed ``softmax((logits + gumbel) / tau)``.
@@ -14,7 +15,7 @@ position in the bar, and G's own previous output. Feeding the previous step back
 teacher-forced maximum-likelihood pre-training possible, and carrying the recurrent state on is what lets
 G compose pieces longer than its training windows.
 
-Within one step G is autoregressive too, over blocks of pitches from low to high (after the RNN-NADE of
+Within one step G is autoregressive too, over blocks of cells from low to high (after the RNN-NADE of
 Boulanger-Lewandowski et al., 2012): each pitch's logits see the states already drawn for the pitches
 below its block through a small NADE layer. Drawing all pitches of a chord independently gives four-part music
 random extra or missing voices and stray high notes that wreck the melody; the NADE term lets G know
@@ -23,11 +24,14 @@ which voices it has already placed.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoding import N_STATES
+from .config import ModelConfig
+from .encoding import Encoding
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 # Pitches drawn together in one NADE step: three semitones hold two voices only a second apart, which
@@ -42,15 +46,29 @@ def rnn_class(kind: str) -> type[nn.Module]:
         raise ValueError(f"unknown rnn {kind!r}; choose one of: {', '.join(RNNS)}") from None
 
 
-def roll_to_onehot(roll: torch.Tensor) -> torch.Tensor:
-    """``(..., P)`` integer states -> ``(..., P, 3)`` float one-hot."""
-    return F.one_hot(roll.long(), N_STATES).float()
+def to_onehot(grid: torch.Tensor, states: int) -> torch.Tensor:
+    """``(..., P)`` integer states -> ``(..., P, S)`` float one-hot."""
+    return F.one_hot(grid.long(), states).float()
 
 
 def onehot_to_features(onehot: torch.Tensor) -> torch.Tensor:
-    """``(B, T, P, 3)`` one-hot states -> ``(B, T, 2P)`` onset and hold planes (what the networks see)."""
-    b, t, p, _ = onehot.shape
-    return onehot[..., 1:].transpose(-1, -2).reshape(b, t, 2 * p)
+    """``(B, T, P, S)`` one-hot states -> ``(B, T, (S - 1) P)``: a plane per state but state 0 (what the
+    networks see; for the roll, the onset plane then the hold plane)."""
+    b, t, p, s = onehot.shape
+    return onehot[..., 1:].transpose(-1, -2).reshape(b, t, (s - 1) * p)
+
+
+class GeneratorOutput(NamedTuple):
+    """What G returns in both of its modes."""
+
+    onehot: torch.Tensor  # (B, T, P, S): the drawn states (teacher forcing: the teacher's)
+    logits: torch.Tensor  # (B, T, P, S): what each step's states were drawn from
+    carry: tuple  # recurrent state, last output, steps done: pass it back in to continue the piece
+
+
+class DiscriminatorOutput(NamedTuple):
+    logits: torch.Tensor  # (B,): D(x) = sigmoid(logits)
+    features: torch.Tensor  # (B, F): the penultimate features (feature matching reads them)
 
 
 def bar_position(start: int, steps: int, steps_per_bar: int, device=None) -> torch.Tensor:
@@ -80,44 +98,44 @@ def straight_through(logits: torch.Tensor, gumbel: torch.Tensor, tau: float = 1.
 
 
 class Generator(nn.Module):
-    """Noise -> piano roll. Its only input is random noise (a latent vector per piece and noise per step)."""
+    """Noise -> encoded piece. Its only input is random noise (a latent vector per piece and noise per step)."""
 
     def __init__(
-        self, *, n_pitches: int, steps_per_bar: int = 16, rnn: str = "lstm", latent_dim: int = 64,
+        self, *, cells: int, states: int = 3, steps_per_bar: int = 16, rnn: str = "lstm", latent_dim: int = 64,
         step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
     ):
         super().__init__()
-        self.n_pitches, self.steps_per_bar, self.chord_hidden = n_pitches, steps_per_bar, chord_hidden
+        self.cells, self.states, self.steps_per_bar, self.chord_hidden = cells, states, steps_per_bar, chord_hidden
         self.latent_dim, self.step_noise_dim = latent_dim, step_noise_dim
         self.hidden, self.layers, self.kind = hidden, layers, rnn
         n_state = layers * hidden * (2 if rnn == "lstm" else 1)
         self.z_to_state = nn.Linear(latent_dim, n_state)  # the latent sets the initial state...
         self.z_to_input = nn.Linear(latent_dim, hidden)  # ...and colours every step's input
         self.cond_to_input = nn.Linear(steps_per_bar + step_noise_dim, hidden, bias=False)
-        self.prev_to_input = nn.Linear(2 * n_pitches, hidden, bias=False)
+        self.prev_to_input = nn.Linear((states - 1) * cells, hidden, bias=False)
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True)
-        self.head = nn.Linear(hidden, n_pitches * N_STATES)
-        # Each pitch also sees its own previous state directly (shared across pitches): "a sounding note
+        self.head = nn.Linear(hidden, cells * states)
+        # Each cell also sees its own previous state directly (shared across cells): "a sounding note
         # tends to go on" is then one small linear map instead of something the RNN must rediscover.
-        self.local = nn.Linear(2, N_STATES)
+        self.local = nn.Linear(states - 1, states)
         if chord_hidden:
             # NADE over the pitches of one step: a running hidden pre-activation that each drawn pitch moves
             # (chord_w) and each next pitch reads (chord_v). chord_v starts at zero, so an untrained chord
             # layer changes nothing and training grows the within-chord dependence from there.
             self.chord_in = nn.Linear(hidden, chord_hidden)
-            self.chord_w = nn.Parameter(torch.randn(n_pitches, 2, chord_hidden) * 0.05)
-            self.chord_v = nn.Parameter(torch.zeros(n_pitches, chord_hidden, N_STATES))
+            self.chord_w = nn.Parameter(torch.randn(cells, states - 1, chord_hidden) * 0.05)
+            self.chord_v = nn.Parameter(torch.zeros(cells, chord_hidden, states))
 
     @classmethod
-    def from_config(cls, cfg, n_pitches: int, steps_per_bar: int) -> Generator:
-        """G as a :class:`~gancomposer.config.TrainConfig` describes it."""
-        return cls(n_pitches=n_pitches, steps_per_bar=steps_per_bar, rnn=cfg.rnn, latent_dim=cfg.latent_dim,
-                   step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden, layers=cfg.g_layers,
-                   chord_hidden=cfg.chord_hidden)
+    def from_config(cls, cfg: ModelConfig, enc: Encoding, steps_per_bar: int) -> Generator:
+        """G as ``cfg`` describes it, for pieces in ``enc`` with bars of ``steps_per_bar`` grid steps."""
+        return cls(cells=enc.cells, states=enc.states, steps_per_bar=steps_per_bar, rnn=cfg.rnn,
+                   latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
+                   layers=cfg.g_layers, chord_hidden=cfg.chord_hidden)
 
     @torch.no_grad()
     def init_from_data(self, rolls: torch.Tensor) -> None:
-        """Start the per-pitch path at the data's own transition table: log P(state | previous state).
+        """Start the per-cell path at the data's own transition table: log P(state | previous state).
 
         Adam moves a weight by about the learning rate per step, so log-odds of -5 for "silence stays
         silent" would otherwise take thousands of steps to reach; this makes step 0 as good as a first-order
@@ -125,12 +143,12 @@ class Generator(nn.Module):
         """
         r = rolls.long()
         prev = torch.cat([torch.zeros_like(r[:, :1]), r[:, :-1]], 1)
-        counts = torch.zeros(N_STATES, N_STATES)
+        counts = torch.zeros(self.states, self.states)
         counts.index_put_((prev.reshape(-1), r.reshape(-1)), torch.ones(r.numel()), accumulate=True)
         logp = torch.log((counts + 1) / (counts + 1).sum(1, keepdim=True))  # rows: previous state
-        self.local.bias.copy_(logp[0])  # previous OFF: the input is (0, 0)
-        self.local.weight[:, 0].copy_(logp[1] - logp[0])  # previous ONSET: input (1, 0)
-        self.local.weight[:, 1].copy_(logp[2] - logp[0])  # previous HOLD: input (0, 1)
+        self.local.bias.copy_(logp[0])  # previous state 0: the input is all zeros
+        for s in range(1, self.states):  # previous state s: the input is the unit vector s - 1
+            self.local.weight[:, s - 1].copy_(logp[s] - logp[0])
         self.head.bias.zero_()
 
     def initial_state(self, z: torch.Tensor):
@@ -147,21 +165,22 @@ class Generator(nn.Module):
     def forward(
         self, z: torch.Tensor, steps: int = 0, *, tau: float = 1.0, temperature: float = 1.0,
         generator: torch.Generator | None = None, carry: tuple | None = None, teacher: torch.Tensor | None = None,
-    ):
+    ) -> GeneratorOutput:
         """Compose ``steps`` grid steps from latent ``z`` ``(B, latent_dim)``.
 
-        With ``teacher`` (a real roll) it returns :meth:`teacher_forced_logits` instead: that call has to go
-        through ``forward`` so that DistributedDataParallel synchronises its gradients.
+        With ``teacher`` (a real ``(B, T, P)`` piece) each step is fed the real previous step instead of G's
+        own (teacher forcing, for likelihood training); the output's ``onehot`` is then the teacher's. Both
+        modes go through ``forward`` so that DistributedDataParallel synchronises their gradients.
 
-        Returns ``(onehot (B, T, P, 3), logits (B, T, P, 3), carry)``. Pass ``carry`` back in to continue a
-        piece seamlessly (recurrent state, last output and step count travel in it). ``temperature`` scales
-        the logits before sampling (< 1: safer, > 1: wilder); ``tau`` only shapes the gradient.
+        Pass ``carry`` back in to continue a piece seamlessly (recurrent state, last output and step count
+        travel in it). ``temperature`` scales the logits before sampling (< 1: safer, > 1: wilder); ``tau``
+        only shapes the gradient.
         """
         if teacher is not None:
-            return self.teacher_forced_logits(z, teacher)
+            return self._teacher_forced(z, teacher)
         b = z.shape[0]
         if carry is None:
-            state, prev, start = self.initial_state(z), z.new_zeros(b, self.n_pitches, 2), 0
+            state, prev, start = self.initial_state(z), z.new_zeros(b, self.cells, self.states - 1), 0
         else:
             state, prev, start = carry
         outs, logits_all = [], []
@@ -170,7 +189,7 @@ class Generator(nn.Module):
             noise = torch.randn(b, 1, self.step_noise_dim, generator=generator, device=z.device)
             x = self._inputs(z, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
-            base = self.head(h[:, 0]).view(b, self.n_pitches, N_STATES) + self.local(prev)
+            base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev)
             gumbel = gumbel_noise(base.shape, generator, z.device)
             if self.chord_hidden:
                 y, logits = self._sample_chord(h[:, 0], base, gumbel, tau, temperature)
@@ -180,94 +199,97 @@ class Generator(nn.Module):
             prev = y[..., 1:]
             outs.append(y)
             logits_all.append(logits)
-        return torch.stack(outs, 1), torch.stack(logits_all, 1), (state, prev, start + steps)
+        return GeneratorOutput(torch.stack(outs, 1), torch.stack(logits_all, 1), (state, prev, start + steps))
 
-    def teacher_forced_logits(self, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, T, P, 3)`` for each step given the real previous steps (for MLE pre-training).
-
-        ``real`` is a ``(B, T, P)`` roll of states. All steps run in one recurrent call, so it is fast.
-        """
+    def _teacher_forced(self, z: torch.Tensor, real: torch.Tensor) -> GeneratorOutput:
+        """Logits ``(B, T, P, S)`` for each step given the real previous steps, all steps in one recurrent
+        call (fast)."""
         b, steps, _ = real.shape
-        onehot = roll_to_onehot(real)[..., 1:]  # (B, T, P, 2)
-        prev = torch.cat([onehot.new_zeros(b, 1, self.n_pitches, 2), onehot[:, :-1]], 1)
+        real_onehot = to_onehot(real, self.states)
+        onehot = real_onehot[..., 1:]  # (B, T, P, S - 1)
+        prev = torch.cat([onehot.new_zeros(b, 1, self.cells, self.states - 1), onehot[:, :-1]], 1)
         noise = torch.randn(b, steps, self.step_noise_dim, device=z.device)
         x = self._inputs(z, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
-        h, _ = self.rnn(x, self.initial_state(z))
-        logits = self.head(h).view(b, steps, self.n_pitches, N_STATES) + self.local(prev)
+        h, state = self.rnn(x, self.initial_state(z))
+        logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
         if self.chord_hidden:
-            # each pitch sees the real states of the pitches below it in the same step: an exclusive cumsum
+            # each cell sees the real states of the cells below it in the same step: an exclusive cumsum
             moves = torch.einsum("btpk,pkh->btph", onehot, self.chord_w)
-            k, pad = CHORD_BLOCK, -self.n_pitches % CHORD_BLOCK
+            k, pad = CHORD_BLOCK, -self.cells % CHORD_BLOCK
             moves = F.pad(moves, (0, 0, 0, pad)).view(b, steps, -1, k, moves.shape[-1]).sum(3)
-            below = (moves.cumsum(2) - moves).repeat_interleave(k, 2)[:, :, : self.n_pitches]
+            below = (moves.cumsum(2) - moves).repeat_interleave(k, 2)[:, :, : self.cells]
             a = self.chord_in(h).unsqueeze(2) + below
             logits = logits + torch.einsum("btph,phs->btps", torch.sigmoid(a), self.chord_v)
-        return logits
+        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps))
 
     def _sample_chord(self, h: torch.Tensor, base: torch.Tensor, gumbel: torch.Tensor, tau: float,
                       temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw one step's pitches block by block from low to high: ``(onehot, logits)`` ``(B, P, 3)``.
+        """Draw one step's cells block by block from low to high: ``(onehot, logits)`` ``(B, P, S)``.
 
-        The loop runs once per block and grid step, so it is written for few tensor operations: pitches and
-        states are flattened to ``P * 3`` columns, and without gradients only the drawn indices are kept.
+        The loop runs once per block and grid step, so it is written for few tensor operations: cells and
+        states are flattened to ``P * S`` columns, and without gradients only the drawn indices are kept.
         """
-        b, n, k = base.shape[0], self.n_pitches, CHORD_BLOCK
+        b, n, k, ns = base.shape[0], self.cells, CHORD_BLOCK, self.states
         a = self.chord_in(h)
-        v = (self.chord_v / temperature).permute(1, 0, 2).reshape(-1, n * N_STATES)  # (H, P*3)
-        moves = F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * N_STATES, -1)  # (P*3, H); OFF moves nothing
-        base = (base / temperature).reshape(b, n * N_STATES)
+        v = (self.chord_v / temperature).permute(1, 0, 2).reshape(-1, n * ns)  # (H, P*S)
+        moves = F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * ns, -1)  # (P*S, H); state 0 moves nothing
+        base = (base / temperature).reshape(b, n * ns)
         sample = not (torch.is_grad_enabled() and (a.requires_grad or base.requires_grad))
         noisy = base + gumbel.reshape(b, -1).to(base.dtype) if sample else None
         hidden, ys = [], []
         for lo in range(0, n, k):
-            cols = slice(lo * N_STATES, min(lo + k, n) * N_STATES)
+            cols = slice(lo * ns, min(lo + k, n) * ns)
             hp = torch.sigmoid(a)
             if sample:
-                state = torch.addmm(noisy[:, cols], hp, v[:, cols]).view(b, -1, N_STATES).argmax(-1)
-                yp = F.one_hot(state, N_STATES).to(base.dtype).view(b, -1)
+                state = torch.addmm(noisy[:, cols], hp, v[:, cols]).view(b, -1, ns).argmax(-1)
+                yp = F.one_hot(state, ns).to(base.dtype).view(b, -1)
             else:
-                logits = torch.addmm(base[:, cols], hp, v[:, cols]).view(b, -1, N_STATES)
+                logits = torch.addmm(base[:, cols], hp, v[:, cols]).view(b, -1, ns)
                 yp = straight_through(logits, gumbel[:, lo : lo + k], tau).view(b, -1)
             a = torch.addmm(a, yp, moves[cols])
             hidden.append(hp)
             ys.append(yp)
-        y = torch.cat(ys, 1).view(b, n, N_STATES)
-        blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each pitch's NADE hidden
-        logits = base.view(b, n, N_STATES) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, N_STATES))
+        y = torch.cat(ys, 1).view(b, n, ns)
+        blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each cell's NADE hidden
+        logits = base.view(b, n, ns) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, ns))
         return y, logits
 
 
 class Discriminator(nn.Module):
-    """Piano roll features ``(B, T, 2P)`` -> one logit per piece; ``D(x) = sigmoid(logit)`` is in (0, 1).
+    """Features ``(B, T, (S - 1) P)`` -> one logit per piece; ``D(x) = sigmoid(logit)`` is in (0, 1).
 
     A per-step projection (with the position in the bar), a bidirectional recurrent layer over time, then
     mean- and max-pooling over time into one score.
     """
 
     def __init__(
-        self, *, n_pitches: int, steps_per_bar: int = 16, rnn: str = "lstm", hidden: int = 128,
+        self, *, features_per_step: int, steps_per_bar: int = 16, rnn: str = "lstm", hidden: int = 128,
         layers: int = 1, spectral_norm: bool = False,
     ):
         super().__init__()
         self.steps_per_bar = steps_per_bar
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
-        self.inp = norm(nn.Linear(2 * n_pitches + steps_per_bar, hidden))
+        self.inp = norm(nn.Linear(features_per_step + steps_per_bar, hidden))
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True, bidirectional=True)
         self.out = norm(nn.Linear(4 * hidden, 1))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features ``(B, 4 * hidden)`` (used by feature matching)."""
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, enc: Encoding, steps_per_bar: int) -> Discriminator:
+        """D as ``cfg`` describes it, for pieces in ``enc`` with bars of ``steps_per_bar`` grid steps."""
+        return cls(features_per_step=enc.features_per_step, steps_per_bar=steps_per_bar, rnn=cfg.rnn,
+                   hidden=cfg.d_hidden, layers=cfg.d_layers, spectral_norm=cfg.spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
+        """Logits ``(B,)`` (apply ``torch.sigmoid`` for the probability that ``x`` is real) and the
+        penultimate features ``(B, 4 * hidden)`` of the same pass."""
         b, steps, _ = x.shape
         pos = bar_position(0, steps, self.steps_per_bar, x.device).expand(b, steps, -1)
         h = F.leaky_relu(self.inp(torch.cat([x, pos.to(x.dtype)], -1)), 0.2)
         h, _ = self.rnn(h)
-        return torch.cat([h.mean(1), h.amax(1)], -1)
+        feats = torch.cat([h.mean(1), h.amax(1)], -1)
+        return DiscriminatorOutput(self.out(feats).squeeze(-1), feats)
 
-    def forward(self, x: torch.Tensor, with_features: bool = False):
-        """Logits ``(B,)``; apply ``torch.sigmoid`` for the probability that ``x`` is real.
 
-        ``with_features=True`` returns ``(logits, features)`` from the same pass (for feature matching).
-        """
-        feats = self.features(x)
-        logits = self.out(feats).squeeze(-1)
-        return (logits, feats) if with_features else logits
+def build_models(cfg: ModelConfig, enc: Encoding, steps_per_bar: int) -> tuple[Generator, Discriminator]:
+    """G then D (in that order, so a seed gives the same initial weights)."""
+    return Generator.from_config(cfg, enc, steps_per_bar), Discriminator.from_config(cfg, enc, steps_per_bar)

@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-class MusicError(Exception):
-    """A problem with the user's input that deserves one clear line, never a traceback."""
-
-
 @dataclass
 class Piece:
     """A piece as parallel note arrays, sorted by (start, pitch).

@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..piece import MusicError, Piece
+from ..errors import UserError
+from ..piece import Piece
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".abc", ".krn")
@@ -55,30 +56,30 @@ def check_file(path: Path, limits: Limits) -> None:
         st = path.stat()
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise MusicError("symbolic link loop") from None
-        raise MusicError(f"cannot open ({e.strerror})") from None
+            raise UserError("symbolic link loop") from None
+        raise UserError(f"cannot open ({e.strerror})") from None
     if not path.is_file():
-        raise MusicError("not a regular file")
+        raise UserError("not a regular file")
     if st.st_size == 0:
-        raise MusicError("empty file")
+        raise UserError("empty file")
     if st.st_size > limits.max_bytes:
-        raise MusicError(f"file is {st.st_size / 2**20:.1f} MiB, over the cap of {limits.max_bytes / 2**20:.1f} MiB")
+        raise UserError(f"file is {st.st_size / 2**20:.1f} MiB, over the cap of {limits.max_bytes / 2**20:.1f} MiB")
 
 
 def check_piece(piece: Piece, limits: Limits) -> None:
     """Refuse a parsed piece with no notes, or more notes or length than the caps allow."""
     if len(piece) == 0:
-        raise MusicError("no usable notes")
+        raise UserError("no usable notes")
     if len(piece) > limits.max_notes:
-        raise MusicError(f"{len(piece):,} notes, over the cap of {limits.max_notes:,}")
+        raise UserError(f"{len(piece):,} notes, over the cap of {limits.max_notes:,}")
     if piece.end > limits.max_quarters:
-        raise MusicError(f"lasts {piece.end:,.0f} quarter notes, over the cap of {limits.max_quarters:,.0f}")
+        raise UserError(f"lasts {piece.end:,.0f} quarter notes, over the cap of {limits.max_quarters:,.0f}")
 
 
 def read_file(path: str | os.PathLike, limits: Limits = Limits()) -> list[Piece]:
     """Read one music file into pieces (a multi-tune ABC file gives one piece per tune).
 
-    Raises :class:`MusicError` with a one-line reason for anything unusable.
+    Raises :class:`UserError` with a one-line reason for anything unusable.
     """
     path = Path(path)
     check_file(path, limits)
@@ -92,15 +93,15 @@ def read_file(path: str | os.PathLike, limits: Limits = Limits()) -> list[Piece]
 
         pieces = read_score(path, timeout_s=limits.timeout_s)
     else:
-        raise MusicError(f"unknown file type {suffix!r}; expected one of {', '.join(MUSIC_SUFFIXES)}")
+        raise UserError(f"unknown file type {suffix!r}; expected one of {', '.join(MUSIC_SUFFIXES)}")
     usable = []
     reasons = []
     for piece in pieces:
         try:
             check_piece(piece, limits)
             usable.append(piece)
-        except MusicError as e:
+        except UserError as e:
             reasons.append(str(e))
     if not usable:
-        raise MusicError(reasons[0] if reasons else "no usable notes")
+        raise UserError(reasons[0] if reasons else "no usable notes")
     return usable

@@ -9,7 +9,8 @@ import numpy as np
 import symusic
 
 from ..files import atomic_path
-from ..piece import MusicError, Piece
+from ..errors import UserError
+from ..piece import Piece
 
 #: Ticks per quarter written to files: a multiple of every common grid (4, 8, 12, 16, 24 steps per quarter),
 #: so each grid step is a whole number of ticks.
@@ -22,15 +23,15 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Piece:
         score = symusic.Score(str(path))
     except Exception as e:  # symusic raises RuntimeError with a message for every malformed file
         reason = str(e).replace("MiniMidi: ", "").replace(": iostream error", "").replace("Invaild", "Invalid")
-        raise MusicError(f"not a valid MIDI file ({reason.rstrip('!')})") from None
+        raise UserError(f"not a valid MIDI file ({reason.rstrip('!')})") from None
     tpq = score.ticks_per_quarter
     if tpq <= 0:
-        raise MusicError(f"not a valid MIDI file (ticks per quarter is {tpq})")
+        raise UserError(f"not a valid MIDI file (ticks per quarter is {tpq})")
     arrays = [t.notes.numpy() for t in score.tracks if include_drums or not t.is_drum]
     arrays = [a for a in arrays if len(a["pitch"])]
     if not arrays:
         kinds = "notes" if not any(t.is_drum for t in score.tracks) else "non-drum notes"
-        raise MusicError(f"no {kinds}")
+        raise UserError(f"no {kinds}")
     pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int16)
     start = np.concatenate([a["time"] for a in arrays]).astype(np.float64) / tpq
     duration = np.concatenate([a["duration"] for a in arrays]).astype(np.float64) / tpq

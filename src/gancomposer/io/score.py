@@ -12,19 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..piece import MusicError, Piece
+from ..errors import UserError
+from ..piece import Piece
 
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`MusicError` if the block runs longer than ``seconds`` (main thread only, Unix)."""
+    """Raise :class:`UserError` if the block runs longer than ``seconds`` (main thread only, Unix)."""
     usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
     if not usable or seconds <= 0:
         yield
         return
 
     def expire(signum, frame):
-        raise MusicError(f"parsing took longer than {seconds:g} s")
+        raise UserError(f"parsing took longer than {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -45,11 +46,11 @@ def read_score(path: str | os.PathLike, *, timeout_s: float = 60.0) -> list[Piec
         try:
             # forceSource: never read music21's own pickle cache (we unpickle nothing).
             parsed = converter.parse(str(path), forceSource=True)
-        except MusicError:
+        except UserError:
             raise
         except Exception as e:
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise MusicError(f"not a valid {path.suffix.lstrip('.').upper()} file ({msg})") from None
+            raise UserError(f"not a valid {path.suffix.lstrip('.').upper()} file ({msg})") from None
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
         pieces = []
         for i, score in enumerate(scores):

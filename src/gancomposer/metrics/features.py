@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoding import OFF, ONSET, Encoding, note_runs
+from ..encoding import OFF, ONSET, PianoRoll, note_runs
 from ..theory import MAJOR_SCALE, MINOR_SCALE
 
 
@@ -23,7 +23,7 @@ def pitch_count(roll: np.ndarray) -> int:
     return int(_sounding(roll).any(0).sum())
 
 
-def pitch_class_histogram(roll: np.ndarray, enc: Encoding) -> np.ndarray:
+def pitch_class_histogram(roll: np.ndarray, enc: PianoRoll) -> np.ndarray:
     """Share of sounding cells per pitch class, C first (12 numbers summing to 1; zeros when silent).
 
     Column ``i`` is pitch ``enc.low + i``, of class ``(enc.low + i) % 12``: pitches are grouped by class,
@@ -35,12 +35,12 @@ def pitch_class_histogram(roll: np.ndarray, enc: Encoding) -> np.ndarray:
     return hist / total if total else hist
 
 
-def used_pitch_classes(roll: np.ndarray, enc: Encoding) -> int:
+def used_pitch_classes(roll: np.ndarray, enc: PianoRoll) -> int:
     """Number of pitch classes that sound (MuseGAN's UPC, MusPy ``n_pitch_classes_used``)."""
     return int((pitch_class_histogram(roll, enc) > 0).sum())
 
 
-def pitch_class_entropy(roll: np.ndarray, enc: Encoding) -> float:
+def pitch_class_entropy(roll: np.ndarray, enc: PianoRoll) -> float:
     """Shannon entropy in bits of :func:`pitch_class_histogram` (MusPy ``pitch_class_entropy``); 0 if silent."""
     h = pitch_class_histogram(roll, enc)
     h = h[h > 0]
@@ -81,12 +81,12 @@ def note_count(roll: np.ndarray) -> int:
     return int(len(note_runs(roll)[0]))
 
 
-def onsets_per_beat(roll: np.ndarray, enc: Encoding) -> float:
+def onsets_per_beat(roll: np.ndarray, enc: PianoRoll) -> float:
     """Notes started per quarter-note beat."""
     return note_count(roll) / (roll.shape[0] / enc.steps_per_quarter)
 
 
-def mean_inter_onset_interval(roll: np.ndarray, enc: Encoding) -> float:
+def mean_inter_onset_interval(roll: np.ndarray, enc: PianoRoll) -> float:
     """Mean time in beats between successive distinct onset times (Yang & Lerch's IOI); 0 with fewer than two."""
     _, start, _ = note_runs(roll)
     times = np.unique(start)
@@ -98,7 +98,7 @@ def mean_inter_onset_interval(roll: np.ndarray, enc: Encoding) -> float:
 NOTE_LENGTH_CLASSES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def note_length_histogram(roll: np.ndarray, enc: Encoding) -> np.ndarray:
+def note_length_histogram(roll: np.ndarray, enc: PianoRoll) -> np.ndarray:
     """Share of notes in each length class of ``NOTE_LENGTH_CLASSES`` plus one bin for longer notes
     (Yang & Lerch's NLH, on straight values); zeros if silent."""
     _, _, length = note_runs(roll)
@@ -120,7 +120,7 @@ def polyphony(roll: np.ndarray) -> float:
     return float(counts[counts > 0].mean()) if (counts > 0).any() else 0.0
 
 
-def empty_beat_rate(roll: np.ndarray, enc: Encoding) -> float:
+def empty_beat_rate(roll: np.ndarray, enc: PianoRoll) -> float:
     """Share of whole beats in which nothing sounds (MusPy ``empty_beat_rate``: the *empty* share,
     not the non-empty one); a trailing partial beat is ignored."""
     spq = enc.steps_per_quarter
@@ -131,7 +131,7 @@ def empty_beat_rate(roll: np.ndarray, enc: Encoding) -> float:
     return float((~sounding.any(1)).mean())
 
 
-def scale_consistency(roll: np.ndarray, enc: Encoding) -> float:
+def scale_consistency(roll: np.ndarray, enc: PianoRoll) -> float:
     """Largest share of notes that lie in one of the 24 major and natural-minor scales
     (MusPy ``scale_consistency``); 1 if silent (nothing is out of scale)."""
     col, _, _ = note_runs(roll)
@@ -213,11 +213,17 @@ SCALAR_FEATURES = (
 )
 HISTOGRAM_FEATURES = tuple(f"pch_{i}" for i in range(12)) + tuple(
     f"nlh_{c:g}" for c in NOTE_LENGTH_CLASSES) + ("nlh_longer",)
+#: Where each part of a feature vector lies: the scalars, the pitch-class histogram, the note-length histogram.
+SCALARS = slice(0, len(SCALAR_FEATURES))
+PITCH_CLASSES = slice(SCALARS.stop, SCALARS.stop + 12)
+NOTE_LENGTHS = slice(PITCH_CLASSES.stop, PITCH_CLASSES.stop + len(NOTE_LENGTH_CLASSES) + 1)
+N_FEATURES = NOTE_LENGTHS.stop
 
 
-def feature_vector(roll: np.ndarray, enc: Encoding) -> np.ndarray:
-    """All scalar features then the pitch-class and note-length histograms of one window."""
-    spb = enc.steps_per_bar((4, 4))
+def feature_vector(roll: np.ndarray, enc: PianoRoll, steps_per_bar: int) -> np.ndarray:
+    """All scalar features then the pitch-class and note-length histograms of one window, whose bars are
+    ``steps_per_bar`` grid steps long."""
+    spb = steps_per_bar
     scalars = [
         pitch_count(roll), used_pitch_classes(roll, enc), pitch_class_entropy(roll, enc), pitch_range(roll),
         mean_melodic_interval(roll), note_count(roll), onsets_per_beat(roll, enc),
@@ -228,7 +234,7 @@ def feature_vector(roll: np.ndarray, enc: Encoding) -> np.ndarray:
     return np.concatenate([scalars, pitch_class_histogram(roll, enc), note_length_histogram(roll, enc)])
 
 
-def feature_matrix(rolls, enc: Encoding) -> np.ndarray:
-    """``(n_windows, n_features)`` for many windows."""
-    rows = [feature_vector(np.asarray(r), enc) for r in rolls]
-    return np.stack(rows) if rows else np.zeros((0, len(SCALAR_FEATURES) + len(HISTOGRAM_FEATURES)))
+def feature_matrix(rolls, enc: PianoRoll, steps_per_bar: int) -> np.ndarray:
+    """``(n_windows, N_FEATURES)`` for many windows."""
+    rows = [feature_vector(np.asarray(r), enc, steps_per_bar) for r in rolls]
+    return np.stack(rows) if rows else np.zeros((0, N_FEATURES))

@@ -22,9 +22,10 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from .. import __version__
 from ..compose import DEFAULT_MODEL, MAX_SEED, ComposedPiece, Composer, concatenate
 from ..io.midi import write_midi
-from ..piece import MusicError
+from ..errors import UserError
 
 STATIC = Path(__file__).parent / "static"
 FILE_NAME = re.compile(r"^[0-9a-f]{16}\.(mid|wav|png)$")
@@ -43,7 +44,7 @@ class InterpolateRequest(BaseModel):
     model: str = "bach-chorales"
     seed_a: int = Field(..., ge=0, le=MAX_SEED)
     seed_b: int = Field(..., ge=0, le=MAX_SEED)
-    steps: int = Field(5, ge=2, le=16)
+    pieces: int = Field(5, ge=2, le=16, description="pieces along the walk, both ends included")
     bars: int = Field(4, ge=1, le=16)
     temperature: float | None = Field(None, ge=0.1, le=2.0, description="omit for the model's own")
 
@@ -85,8 +86,8 @@ def _describe(cp: ComposedPiece, pid: str, model: str, kind: str) -> dict:
     p = cp.piece
     return {
         "id": pid, "model": model, "kind": kind, "name": p.name, "seed": cp.seed, **cp.meta,
-        "bars": int(len(cp.roll) // cp.encoding.steps_per_bar((4, 4))), "tempo": p.tempo,
-        "seconds": round(len(cp.roll) / cp.encoding.steps_per_quarter * 60 / p.tempo, 2),
+        "bars": cp.bars, "tempo": p.tempo,
+        "seconds": round(len(cp.grid) / cp.encoding.steps_per_quarter * 60 / p.tempo, 2),
         "notes": [[int(a), float(b), float(c)] for a, b, c in zip(p.pitch, p.start, p.duration)],
         "range": [cp.encoding.low, cp.encoding.high], "created": time.time(),
         "files": {k: f"/files/{pid}.{k}" for k in ("mid", "wav", "png")},
@@ -99,7 +100,7 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="gancomposer-web-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     state = AppState(models if models is not None else find_models(None), out_dir.resolve(), workers, max_queue)
-    app = FastAPI(title="gancomposer", version="0.1.0",
+    app = FastAPI(title="gancomposer", version=__version__,
                   description="Compose music with a recurrent GAN: JSON API behind the page at /.")
 
     async def run_limited(fn, *args):
@@ -112,7 +113,7 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
         try:
             async with state.semaphore:
                 return await run_in_threadpool(fn, *args)
-        except MusicError as e:
+        except UserError as e:
             raise HTTPException(400, str(e)) from None
         finally:
             state.waiting -= 1
@@ -121,9 +122,8 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
         out = []
         for cp in pieces:
             pid = secrets.token_hex(8)
-            cp.save_midi(state.out / f"{pid}.mid")
-            cp.save_wav(state.out / f"{pid}.wav")
-            cp.save_png(state.out / f"{pid}.png")
+            for kind in ("mid", "wav", "png"):
+                cp.save(state.out / f"{pid}.{kind}")
             out.append(_describe(cp, pid, model, kind))
         with state.lock:
             state.pieces.extend(out)
@@ -137,7 +137,7 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
 
     def do_interpolate(req: InterpolateRequest) -> dict:
         composer = state.composer(req.model)
-        pieces = composer.interpolate(req.seed_a, req.seed_b, steps=req.steps, bars=req.bars,
+        pieces = composer.interpolate(req.seed_a, req.seed_b, pieces=req.pieces, bars=req.bars,
                                       temperature=req.temperature)
         saved = save(pieces, req.model, "interpolate")
         walk_id = secrets.token_hex(8)

@@ -90,7 +90,7 @@ $("compose").onclick = () => run($("compose"), "Composing", () => api("/api/comp
 $("interpolate").onclick = async () => {
   const data = await run($("interpolate"), "Interpolating", () => api("/api/interpolate", {
     model: $("model").value, seed_a: Number($("seed-a").value), seed_b: Number($("seed-b").value),
-    steps: Number($("steps").value), temperature: $("temperature").value === "" ? null : Number($("temperature").value),
+    pieces: Number($("pieces").value), temperature: $("temperature").value === "" ? null : Number($("temperature").value),
   }));
   if (data) { $("walk").href = data.walk; $("walk").hidden = false; }
 };

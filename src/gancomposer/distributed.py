@@ -1,0 +1,81 @@
+"""Several processes under ``torchrun``: joining the process group, the device of each, and the few
+collective operations training needs. With one process every function here is a no-op."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .errors import UserError
+
+
+@dataclass
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # this code started the process group, so it ends it
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone writes files, logs and shows progress."""
+        return self.rank == 0
+
+
+def join(device_kind: str) -> World:
+    """Join the process group that ``torchrun`` describes in the environment (nothing for one process)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+
+
+def leave(world: World) -> None:
+    """End the process group if :func:`join` started it."""
+    if world.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def pick_device(kind: str, local_rank: int) -> torch.device:
+    """The device to train on: ``auto`` takes this process's GPU when there is one."""
+    if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UserError("device=cuda but no CUDA GPU is available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel when there are several processes (G and D each in their own)."""
+    if world.size == 1:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def any_process(flag: bool, world: World, device: torch.device) -> bool:
+    """True on every process if ``flag`` is true on any (so all stop or skip together)."""
+    if world.size == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def gather(obj: Any, world: World) -> list:
+    """``obj`` of every process, by rank."""
+    if world.size == 1:
+        return [obj]
+    out = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,246 @@
+"""A training run's bookkeeping: its state, how it starts or resumes, what it writes and how it is saved.
+
+:mod:`.train` holds the method; this module holds what the method works on (:class:`Run`) and what survives
+a stop: checkpoints of the networks, with the optimiser, batch and random states beside them for an exact
+resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint, distributed, render
+from .batches import Batches
+from .config import Config
+from .corpora import instrument_of
+from .dataset import Dataset, load_dataset
+from .encoding import Encoding
+from .errors import UserError
+from .files import write_json_atomic
+from .metrics import SCALAR_FEATURES, SCALARS, feature_matrix, frechet_distance
+from .model import Generator, build_models
+from .monitor import Monitor
+from .sampling import sample_grids
+
+REFERENCE_WINDOWS = 512  # validation windows the validation score compares G's pieces with
+EVAL_PIECES = 128  # pieces G composes for each validation score
+
+
+def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
+    """Seeds of a run's random streams, one per purpose, derived from the run's seed (fixed formulas: changing
+    one changes every run made since)."""
+    return {"init": seed, "batches": seed * 7919 + rank, "noise": seed * 1000 + rank + 1, "samples": seed + 12345,
+            "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1}
+
+
+@dataclass
+class Progress:
+    """Counters of a run, saved with every checkpoint; a resumed run goes on from them."""
+
+    pretrain_iters: int = 0
+    d_pretrain_iters: int = 0
+    adversarial_iters: int = 0
+    d_frozen_iters: int = 0  # adversarial iterations in which D sat out
+    collapse_run: int = 0  # consecutive adversarial iterations with D(x) > 0.99 and D(G(z)) < 0.01
+    best_score: float = math.inf  # lowest validation Fréchet distance so far
+    d_fake: float = 0.5  # D's mean score of the latest fresh fakes
+    seconds: float = 0.0  # training time before this process started
+
+    @property
+    def total(self) -> int:
+        return self.pretrain_iters + self.d_pretrain_iters + self.adversarial_iters
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Progress:
+        """Also reads the counters of runs started by gancomposer 0.1.0."""
+        old = {"pretrain_step": "pretrain_iters", "d_pretrain_step": "d_pretrain_iters", "step": "adversarial_iters",
+               "d_frozen_steps": "d_frozen_iters", "collapse": "collapse_run", "best": "best_score"}
+        known = {f.name for f in fields(cls)}
+        return cls(**{old.get(k, k): v for k, v in d.items() if old.get(k, k) in known})
+
+
+@dataclass
+class Run:
+    """Everything a training run holds: settings, data, networks, optimisers, progress and outputs."""
+
+    config: Config
+    folder: Path
+    encoding: Encoding
+    data_info: dict  # what sampling needs to know of the data: encoding, meter, tempo, window, instrument
+    world: distributed.World
+    device: torch.device
+    G: Generator  # the plain networks, for saving and sampling ...
+    D: torch.nn.Module
+    G_ema: Generator | None
+    opt_pre: torch.optim.Optimizer
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    batches: Batches
+    ref_features: np.ndarray  # features of validation windows, for the validation score
+    progress: Progress = field(default_factory=Progress)
+    g_net: torch.nn.Module | None = None  # ... and what training calls (DDP-wrapped under torchrun)
+    d_net: torch.nn.Module | None = None
+    monitor: Monitor | None = None
+    started: float = field(default_factory=time.perf_counter)  # when this process started training
+    iterations_at_start: int = 0
+    seconds_at_start: float = 0.0  # training time of the earlier processes of a resumed run
+
+    @property
+    def cfg(self):
+        return self.config.train
+
+    @property
+    def window(self) -> int:
+        return int(self.data_info["window_steps"])
+
+    @property
+    def meter(self) -> tuple[int, int]:
+        return tuple(self.data_info["meter"])
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.encoding.steps_per_bar(self.meter)
+
+    @property
+    def sampler(self) -> Generator:
+        """The G that composes: the moving average of G's weights when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    @property
+    def amp(self):
+        on = self.device.type == "cuda" and self.cfg.amp
+        return torch.autocast("cuda", dtype=torch.bfloat16) if on else nullcontext()
+
+    def seconds(self) -> float:
+        """Training time of the run so far, earlier processes included."""
+        return self.seconds_at_start + time.perf_counter() - self.started
+
+
+def data_info(ds: Dataset, data_dir: str | os.PathLike) -> dict:
+    """What a checkpoint records of its dataset."""
+    corpus = ds.manifest.get("corpus")
+    return {"encoding": ds.encoding.to_dict(), "window_steps": int(ds.manifest["window_steps"]),
+            "meter": list(ds.meter), "tempo": ds.tempo, "corpus": corpus, "program": instrument_of(corpus),
+            "dataset": str(Path(data_dir).resolve()), "train_windows": int(len(ds.train))}
+
+
+def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Config, *, resume: bool = False,
+          progress: bool = True, log=print) -> Run:
+    """A run ready for its first (or next) iteration: data loaded, networks built (or restored), the run's
+    settings written to ``run_dir/config.json``."""
+    config.validate()
+    cfg, world = config.train, distributed.join(config.train.device)
+    device = distributed.pick_device(cfg.device, world.local_rank)
+    ds = load_dataset(data_dir)
+    if len(ds.train) < cfg.batch_size:
+        log(f"note: only {len(ds.train)} training windows; batches repeat windows")
+    windows = torch.from_numpy(np.array(ds.train))  # a private, writable copy of the memory map
+    seeds = stream_seeds(cfg.seed, world.rank)
+
+    torch.manual_seed(seeds["init"])  # identical initial weights on every process
+    G, D = build_models(config.model, ds.encoding, ds.encoding.steps_per_bar(ds.meter))
+    G.init_from_data(windows)
+    G.to(device), D.to(device)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
+    valid = ds.valid if len(ds.valid) else ds.train[:256]
+    run = Run(
+        config, Path(run_dir), ds.encoding, data_info(ds, data_dir), world, device, G, D, G_ema,
+        torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr),
+        torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
+        torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
+        Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
+        feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, ds.encoding.steps_per_bar(ds.meter)),
+    )
+    torch.manual_seed(seeds["noise"])  # each process its own noise
+    existing = sorted((run.folder / "checkpoints").glob("step-*.safetensors"))
+    if resume:
+        if not existing:
+            raise UserError(f"{run.folder}: nothing to resume (no checkpoints/step-*.safetensors)")
+        restore(run, existing[-1])
+        if world.main:
+            log(f"resuming {existing[-1]} at iteration {run.progress.total}")
+    elif existing:
+        raise UserError(f"{run.folder} already holds checkpoints: pass --resume to continue it, or choose another --out")
+    if world.main:
+        write_json_atomic(run.folder / "config.json", {**config.to_dict(), "data": run.data_info, "world_size": world.size})
+    run.g_net, run.d_net = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
+    run.monitor = Monitor(run.folder, total=cfg.total_iters, done=run.progress.total, main=world.main, bar=progress)
+    run.started, run.iterations_at_start, run.seconds_at_start = time.perf_counter(), run.progress.total, \
+        run.progress.seconds
+    return run
+
+
+def restore(run: Run, path: Path) -> None:
+    """Load weights, optimisers, progress, this process's batch order and random state from a checkpoint."""
+    groups, _ = checkpoint.load(path)
+    run.G.load_state_dict(groups["G"]), run.D.load_state_dict(groups["D"])
+    if run.G_ema is not None:
+        run.G_ema.load_state_dict(groups["G_ema"])
+    state = checkpoint.load_state(path)
+    run.opt_pre.load_state_dict(state["opt_pre"]), run.opt_g.load_state_dict(state["opt_g"])
+    run.opt_d.load_state_dict(state["opt_d"])
+    run.progress = Progress.from_dict(state.get("progress", state.get("counters", {})))
+    run.batches.load_state_dict(state["batches"][run.world.rank])
+    torch.set_rng_state(state["rng"][run.world.rank])
+    if run.device.type == "cuda" and state.get("cuda_rng"):
+        torch.cuda.set_rng_state(state["cuda_rng"][run.world.rank])
+
+
+def save_checkpoint(run: Run, name: str, with_state: bool = True) -> Path:
+    """Write ``checkpoints/NAME.safetensors`` (and, ``with_state``, the resume state beside it). Every process
+    must call it for a resumable checkpoint: their batch and random states are gathered."""
+    path = run.folder / "checkpoints" / f"{name}.safetensors"
+    run.progress.seconds = run.seconds()
+    state = None
+    if with_state:
+        world, device = run.world, run.device
+        state = {
+            "opt_pre": run.opt_pre.state_dict(), "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(),
+            "progress": asdict(run.progress), "batches": distributed.gather(run.batches.state_dict(), world),
+            "rng": distributed.gather(torch.get_rng_state(), world),
+            "cuda_rng": distributed.gather(torch.cuda.get_rng_state(device), world) if device.type == "cuda" else [],
+        }
+    if run.world.main:
+        models = {"G": run.G, "D": run.D, **({"G_ema": run.G_ema} if run.G_ema is not None else {})}
+        p = run.progress
+        info = {**run.config.to_dict(), "data": run.data_info, "iteration": p.total,
+                "progress": {"pretrain_iters": p.pretrain_iters, "d_pretrain_iters": p.d_pretrain_iters,
+                             "adversarial_iters": p.adversarial_iters},
+                "training_seconds": round(p.seconds, 1),
+                "best_score": p.best_score if math.isfinite(p.best_score) else None}
+        checkpoint.save(path, models, info, state)
+    return path
+
+
+def validation_score(run: Run) -> float:
+    """Fréchet distance between the features of G's pieces and of the validation windows (lower is better)."""
+    seeds = stream_seeds(run.cfg.seed)
+    z = torch.randn(EVAL_PIECES, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["eval_latents"]))
+    grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["eval_sampling"])
+    feats = feature_matrix(grids, run.encoding, run.steps_per_bar)
+    score = frechet_distance(feats, run.ref_features)
+    means = feats[:, SCALARS].mean(0)
+    run.monitor.scalars({"valid/frechet_distance": score,
+                         **{f"valid/{name}": float(m) for name, m in zip(SCALAR_FEATURES, means)}}, run.progress.total)
+    return score
+
+
+def write_samples(run: Run) -> None:
+    """MIDI files and a TensorBoard picture of pieces from fixed noise, comparable from checkpoint to checkpoint."""
+    seeds, n = stream_seeds(run.cfg.seed), run.cfg.samples
+    z = torch.randn(n, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["samples"]))
+    grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["sample_sampling"])
+    folder = run.folder / "samples" / f"step-{run.progress.total:06d}"
+    render.write_grids(grids, run.encoding, [folder / f"sample-{i}.mid" for i in range(n)],
+                       tempo=run.data_info["tempo"], meter=tuple(run.data_info["meter"]), force=True,
+                       skip_silent=True)
+    run.monitor.image("samples/piano_roll", render.grids_image(grids), run.progress.total)

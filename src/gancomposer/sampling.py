@@ -1,0 +1,33 @@
+"""Drawing pieces from a generator: the one sampler behind training samples, validation scores, ``Composer``
+and the web app."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .model import Generator
+
+
+@torch.no_grad()
+def sample_grids(generator: Generator, z: torch.Tensor, steps: int, *, seed: int, temperature: float = 1.0,
+                 chunk_steps: int = 64) -> np.ndarray:
+    """``(n, steps, cells)`` uint8 grids for the latents ``z`` ``(n, latent_dim)``, in one batched pass.
+
+    The same ``seed`` gives the same music. Long pieces are composed ``chunk_steps`` at a time with the
+    recurrent state, the last output and the bar position carried on, which draws exactly what one pass would
+    while keeping each call's autograd-free buffers small.
+    """
+    gen = torch.Generator(device=z.device).manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    parts, carry, left = [], None, steps
+    while left > 0:
+        n = min(left, chunk_steps)
+        onehot, _, carry = generator(z, n, generator=gen, temperature=temperature, carry=carry)
+        parts.append(onehot.argmax(-1).to(torch.uint8).cpu().numpy())
+        left -= n
+    generator.train(was_training)
+    if not parts:
+        return np.zeros((len(z), 0, generator.cells), np.uint8)
+    return np.concatenate(parts, axis=1)
