@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import symusic
 from gancomposer.audio import render_wav, synthesize, wav_info
 from gancomposer.compose import DEFAULT_MODEL, Composer, concatenate
 from gancomposer.errors import UserError
+from gancomposer.sampling import sample_grids
 from helpers import scale_piece
 
 
@@ -18,26 +20,26 @@ def test_same_seed_same_music_other_seed_other_music(tiny_run):
     a = c.compose(n=3, bars=4, seed=7)
     b = c.compose(n=3, bars=4, seed=7)
     other = c.compose(n=3, bars=4, seed=8)
-    assert all(np.array_equal(x.roll, y.roll) for x, y in zip(a, b))
-    assert not all(np.array_equal(x.roll, y.roll) for x, y in zip(a, other))
-    assert [p.roll.shape[0] for p in a] == [4 * 16] * 3
+    assert all(np.array_equal(x.grid, y.grid) for x, y in zip(a, b))
+    assert not all(np.array_equal(x.grid, y.grid) for x, y in zip(a, other))
+    assert [p.grid.shape[0] for p in a] == [4 * 16] * 3
 
 
 def test_long_pieces_are_one_continuous_pass(tiny_run):
     c = Composer.load(tiny_run)
     z = c.latents(2, seed=3)
-    chunked = c.compose_latents(z, 12, seed=3, chunk_bars=4)  # state carried over two boundaries
-    one_pass = c.compose_latents(z, 12, seed=3, chunk_bars=12)
-    assert all(np.array_equal(x, y) for x, y in zip(chunked, one_pass))
-    assert chunked[0].shape[0] == 12 * 16
+    chunked = sample_grids(c.generator, z, 12 * 16, seed=3, chunk_steps=4 * 16)  # state carried over 2 boundaries
+    one_pass = sample_grids(c.generator, z, 12 * 16, seed=3, chunk_steps=12 * 16)
+    assert np.array_equal(chunked, one_pass) and chunked.shape == (2, 12 * 16, c.encoding.cells)
+    assert all(np.array_equal(x, y) for x, y in zip(c.compose_latents(z, 12, seed=3), chunked))
 
 
 def test_interpolation_ends_at_the_seeds_latents(tiny_run):
     c = Composer.load(tiny_run)
-    walk = c.interpolate(1, 2, steps=4, bars=2)
+    walk = c.interpolate(1, 2, pieces=4, bars=2)
     assert [p.meta["t"] for p in walk] == pytest.approx([0, 1 / 3, 2 / 3, 1])
     start = c.compose_latents(c.latents(1, 1), 2, seed=1)[0]
-    assert np.array_equal(walk[0].roll, start)
+    assert np.array_equal(walk[0].grid, start)
     joined = concatenate(walk, gap_bars=1)
     assert joined.end <= 4 * (2 + 1) * 4 and len(joined) == sum(len(p.piece) for p in walk)
 
@@ -61,8 +63,8 @@ def test_exported_temperature_is_the_default_and_an_argument_overrides_it(tiny_r
     default = c.compose(n=2, bars=2, seed=4)
     explicit = c.compose(n=2, bars=2, seed=4, temperature=0.7)
     hot = c.compose(n=2, bars=2, seed=4, temperature=1.5)
-    assert all(np.array_equal(x.roll, y.roll) for x, y in zip(default, explicit))
-    assert not all(np.array_equal(x.roll, y.roll) for x, y in zip(default, hot))
+    assert all(np.array_equal(x.grid, y.grid) for x, y in zip(default, explicit))
+    assert not all(np.array_equal(x.grid, y.grid) for x, y in zip(default, hot))
 
 
 def test_numpy_synth_wav_length_matches_the_music(tmp_path):
@@ -132,3 +134,13 @@ def test_demo_writes_eight_midi_wav_and_png(tmp_path):
         seconds, peak = wav_info(wav)
         assert peak > 0.01  # not silent
         assert seconds == pytest.approx(music_s + 1.0, abs=0.05)  # the music plus a one-second release
+
+
+def test_a_checkpoint_written_by_0_1_0_still_composes_the_same_music():
+    # written by gancomposer 0.1.0 (flat config, old key names, checkpoint version 1) with the music it composed
+    data = Path(__file__).parent / "data"
+    c = Composer.load(data / "checkpoint-0.1.0.safetensors")
+    grids = np.stack([p.grid for p in c.compose(n=3, bars=5, seed=1)])
+    assert np.array_equal(grids, np.load(data / "checkpoint-0.1.0-compose-n3-bars5-seed1.npy"))
+    assert c.info["model"]["g_hidden"] == 32 and c.info["train"]["adversarial_iters"] == 20
+    assert c.info["progress"] == {"pretrain_iters": 12, "d_pretrain_iters": 6, "adversarial_iters": 20}

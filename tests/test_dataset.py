@@ -8,7 +8,7 @@ from helpers import piece, scale_piece, write_piece
 from gancomposer import cache
 from gancomposer.dataset import (PrepareOptions, load_dataset, prepare, split_pieces, transpositions,
                                  windows_of)
-from gancomposer.encoding import Encoding, decode
+from gancomposer.encoding import PianoRoll
 from gancomposer.theory import estimate_key, shift_to_c
 
 
@@ -36,7 +36,7 @@ def test_windows_start_on_bars_and_skip_silence():
 
 
 def test_transpositions_keep_notes_in_range():
-    enc = Encoding(4, 55, 70)
+    enc = PianoRoll(4, 55, 70)
     p = piece([(60, 0, 1), (67, 1, 1)])
     assert transpositions(p, enc, -6, 6) == [-5, -4, -3, -2, -1, 0, 1, 2, 3]
 
@@ -61,7 +61,7 @@ def test_prepare_writes_windows_split_by_piece_and_manifest(tmp_path):
     assert m["encoding"] == ds.encoding.to_dict()
     # a window decodes back to the piece's own notes in that stretch
     n, start, t = ds.valid_index[0]
-    notes = decode(ds.valid[0], ds.encoding).notes()
+    notes = ds.encoding.decode(ds.valid[0]).notes()
     assert notes and all(0 <= s < 16 for _, s, _ in notes)
     # the whole untransposed roll of each piece is kept
     assert sum(r.shape[0] for r in ds.piece_rolls()) == ds.rolls.shape[0]

@@ -24,11 +24,12 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path):
     # training moved G away from its initial weights, so the equality is not trivial
     from gancomposer.config import resolve
     from gancomposer.dataset import load_dataset
-    from gancomposer.train import build_models
+    from gancomposer.model import build_models
 
     cfg = resolve("tiny")
-    torch.manual_seed(cfg.seed)
-    fresh, _ = build_models(cfg, load_dataset(tiny_data).encoding)
+    torch.manual_seed(cfg.train.seed)
+    ds = load_dataset(tiny_data)
+    fresh, _ = build_models(cfg.model, ds.encoding, ds.encoding.steps_per_bar(ds.meter))
     trained = load_file(out / "generator-rank0.safetensors")
     assert any(not torch.equal(v, trained[k]) for k, v in fresh.state_dict().items())
     ckpts = sorted((tmp_path / "run" / "checkpoints").glob("step-*.safetensors"))

@@ -19,11 +19,12 @@ def test_two_sample_test_halves_of_chorales_vs_random_notes(chorales_dir):
     halves = split_pieces([str(i) for i in range(len(rolls))], 0.5, seed=3)
     a = cut_windows([r for r, h in zip(rolls, halves) if h == "train"], 64)
     b = cut_windows([r for r, h in zip(rolls, halves) if h == "valid"], 64)
-    fa, fb = feature_matrix(a.windows, ds.encoding), feature_matrix(b.windows, ds.encoding)
+    spb = ds.encoding.steps_per_bar(ds.meter)
+    fa, fb = feature_matrix(a.windows, ds.encoding, spb), feature_matrix(b.windows, ds.encoding, spb)
     acc = classifier_two_sample_test(fa, a.groups, fb, b.groups)
     assert 0.4 <= acc <= 0.6
     noise = cut_windows(random_rolls(rolls, 60, 128, seed=0), 64)
-    acc_random = classifier_two_sample_test(feature_matrix(noise.windows, ds.encoding), noise.groups, fb, b.groups)
+    acc_random = classifier_two_sample_test(feature_matrix(noise.windows, ds.encoding, spb), noise.groups, fb, b.groups)
     assert acc_random >= 0.95
 
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from helpers import piece
 
-from gancomposer.encoding import Encoding, encode
+from gancomposer.encoding import PianoRoll
 from gancomposer.metrics import copy_rate, frechet_distance, kl_divergence, overlap_area, training_window_keys
 from gancomposer.metrics import features as F
 
-ENC = Encoding(4, 50, 80)  # low is not a multiple of 12, so a pitch-class offset bug would show
+ENC = PianoRoll(4, 50, 80)  # low is not a multiple of 12, so a pitch-class offset bug would show
 
 
 def roll(notes, steps=16):
-    return encode(piece(notes), ENC, n_steps=steps)
+    return ENC.encode(piece(notes), n_steps=steps)
 
 
 # C4 for 3 beats, E4 for 1 beat after it, C5 for the last beat: 16 steps
@@ -103,7 +103,7 @@ def test_parallel_fifths_between_outer_voices():
 
 def test_silent_window_values_are_defined():
     silent = roll([])
-    v = F.feature_vector(silent, ENC)
+    v = F.feature_vector(silent, ENC, 16)
     assert np.isfinite(v).all() and v[F.SCALAR_FEATURES.index("empty_beat_rate")] == 1.0
 
 
@@ -139,7 +139,7 @@ def test_frechet_distance_stays_finite_on_a_feature_the_reference_never_varies()
 
 def test_copy_rate_verbatim_transposed_and_random():
     rng = np.random.default_rng(0)
-    train = [encode(piece([(int(p), i * 0.5, 0.5) for i, p in enumerate(rng.integers(55, 70, 64))]), ENC)]
+    train = [ENC.encode(piece([(int(p), i * 0.5, 0.5) for i, p in enumerate(rng.integers(55, 70, 64))]))]
     keys = training_window_keys(train, 32)
     excerpts = np.stack([train[0][8:40], np.roll(train[0][16:48], 3, axis=1)])  # one moved up 3 semitones
     assert copy_rate(excerpts, keys) == 1.0

@@ -3,18 +3,17 @@
 import pytest
 import torch
 
-from gancomposer.model import (Discriminator, Generator, gumbel_noise, onehot_to_features, roll_to_onehot,
-                               straight_through)
+from gancomposer.model import Discriminator, Generator, gumbel_noise, onehot_to_features, straight_through, to_onehot
 
 P = 10
 
 
 def small_g(**kw):
-    return Generator(n_pitches=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=3, **kw)
+    return Generator(cells=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=3, **kw)
 
 
 def small_d(**kw):
-    return Discriminator(n_pitches=P, steps_per_bar=16, hidden=12, **kw)
+    return Discriminator(features_per_step=2 * P, steps_per_bar=16, hidden=12, **kw)
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
@@ -25,22 +24,22 @@ def test_shapes_and_d_output_in_open_unit_interval(rnn):
     assert onehot.shape == logits.shape == (5, 20, P, 3)
     x = onehot_to_features(onehot)
     assert x.shape == (5, 20, 2 * P)
-    prob = torch.sigmoid(d(x))
+    prob = torch.sigmoid(d(x).logits)
     assert prob.shape == (5,) and ((prob > 0) & (prob < 1)).all()
 
 
 def test_fakes_are_exact_one_hot_so_d_cannot_tell_by_values():
     torch.manual_seed(0)
     real_roll = torch.randint(0, 3, (3, 16, P))
-    real = onehot_to_features(roll_to_onehot(real_roll))
+    real = onehot_to_features(to_onehot(real_roll, 3))
     # logits that favour the real states (not overwhelmingly: soft probabilities stay far from 0/1)
-    logits = (roll_to_onehot(real_roll) * 30.0 + torch.randn(3, 16, P, 3)).requires_grad_(True)
+    logits = (to_onehot(real_roll, 3) * 30.0 + torch.randn(3, 16, P, 3)).requires_grad_(True)
     fake = onehot_to_features(straight_through(logits, gumbel_noise(logits.shape), tau=1.0))
     assert set(fake.detach().unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(fake.detach(), real)  # bit for bit the form of real data
     d = small_d()
-    assert torch.equal(d(fake), d(real))  # so D gives both the same score
-    d(fake).sum().backward()
+    assert torch.equal(d(fake).logits, d(real).logits)  # so D gives both the same score
+    d(fake).logits.sum().backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0  # while gradients still reach G
 
 
@@ -50,21 +49,22 @@ def test_generator_samples_are_one_hot_and_gradients_reach_g():
     onehot, _, _ = g(torch.randn(4, 8), 12)
     assert torch.equal(onehot.detach().sum(-1), torch.ones(4, 12, P))
     assert set(onehot.detach().unique().tolist()) <= {0.0, 1.0}
-    d(onehot_to_features(onehot)).mean().backward()
+    d(onehot_to_features(onehot)).logits.mean().backward()
     assert all(p.grad is not None for p in g.parameters())
 
 
 @pytest.mark.parametrize("chord_hidden", [0, 6])
 def test_teacher_forcing_matches_free_running_given_the_same_outputs(chord_hidden):
     torch.manual_seed(0)
-    g = Generator(n_pitches=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=0,
+    g = Generator(cells=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=0,
                   chord_hidden=chord_hidden)
     if chord_hidden:  # a live chord layer (it starts switched off), over blocks that do not divide P
         torch.nn.init.normal_(g.chord_v, std=2.0)
     z = torch.randn(2, 8)
     onehot, logits, _ = g(z, 12)
     forced = g(z, teacher=onehot.argmax(-1))
-    assert torch.allclose(forced, logits, atol=1e-5)
+    assert torch.allclose(forced.logits, logits, atol=1e-5)
+    assert torch.equal(forced.onehot, onehot)  # the same output type in both modes: the teacher's states
 
 
 def test_sampling_with_and_without_gradients_draws_the_same_music():
@@ -83,13 +83,13 @@ def _exactly_one_note_rate(chord_hidden: int) -> float:
     """Fit G by likelihood to steps that sound exactly one of 4 pitches, a minor third apart (in different
     chord blocks), chosen at random; how often do its samples?"""
     torch.manual_seed(0)
-    g = Generator(n_pitches=12, steps_per_bar=16, hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
+    g = Generator(cells=12, steps_per_bar=16, hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
                   chord_hidden=chord_hidden)
     opt = torch.optim.Adam(g.parameters(), lr=2e-2)
     for _ in range(150):
         real = torch.zeros(32, 8, 12, dtype=torch.long)
         real.scatter_(2, 3 * torch.randint(0, 4, (32, 8, 1)), 1)  # one onset per step
-        logits = g(torch.randn(32, 4), teacher=real)
+        logits = g(torch.randn(32, 4), teacher=real).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), real.reshape(-1))
         opt.zero_grad()
         loss.backward()
@@ -133,16 +133,34 @@ def test_spectral_norm_bounds_the_largest_singular_value():
 
 
 def test_one_d_step_lowers_d_loss_on_a_fixed_batch():
-    from gancomposer.losses import d_loss
+    from gancomposer.losses import get_loss
+
+    d_loss = get_loss("gan").d
 
     torch.manual_seed(0)
     d = small_d()
-    real = onehot_to_features(roll_to_onehot(torch.randint(0, 3, (8, 16, P))))
+    real = onehot_to_features(to_onehot(torch.randint(0, 3, (8, 16, P)), 3))
     fake = onehot_to_features(small_g()(torch.randn(8, 8), 16)[0]).detach()
     opt = torch.optim.Adam(d.parameters(), lr=1e-2)
-    before = d_loss("gan", d(real), d(fake))
+    before = d_loss(d(real).logits, d(fake).logits, 0.0)
     opt.zero_grad()
     before.backward()
     opt.step()
-    after = d_loss("gan", d(real), d(fake))
+    after = d_loss(d(real).logits, d(fake).logits, 0.0)
     assert after.item() < before.item()
+
+
+def test_g_and_d_work_for_any_number_of_states_per_cell():
+    # the networks read only the encoding's shape, so a second encoding (say, 5 states per cell) needs no new code
+    torch.manual_seed(0)
+    g = Generator(cells=4, states=5, steps_per_bar=12, hidden=16, layers=1, latent_dim=6, step_noise_dim=0,
+                  chord_hidden=5)
+    torch.nn.init.normal_(g.chord_v, std=2.0)
+    g.init_from_data(torch.randint(0, 5, (8, 12, 4)))
+    z = torch.randn(3, 6)
+    onehot, logits, _ = g(z, 12)
+    assert onehot.shape == logits.shape == (3, 12, 4, 5)
+    assert torch.equal(onehot.detach().sum(-1), torch.ones(3, 12, 4))
+    assert torch.allclose(g(z, teacher=onehot.argmax(-1)).logits, logits, atol=1e-5)
+    d = Discriminator(features_per_step=4 * 4, steps_per_bar=12, hidden=8)
+    assert d(onehot_to_features(onehot)).logits.shape == (3,)

@@ -6,18 +6,23 @@ import pytest
 import symusic
 import torch
 
-import gancomposer.train as train_mod
-from gancomposer import checkpoint
-from gancomposer.config import PRESETS, TrainConfig, resolve
+from gancomposer import checkpoint, losses
+from gancomposer.config import PRESETS, Config, TrainConfig, apply, resolve
 from gancomposer.errors import UserError
-from gancomposer.train import TrainingInterrupted, TrainingStopped, _clip, _ema, instance_noise_std, train
+from gancomposer.losses import teacher_forced_nll
+from gancomposer.model import build_models
+from gancomposer.train import (TrainingInterrupted, TrainingStopped, clip_gradients, instance_noise_std, train,
+                               update_ema)
 
 
-def tiny(**kw) -> TrainConfig:
-    cfg = resolve("tiny")
-    for k, v in kw.items():
-        setattr(cfg, k, v)
-    return cfg
+def tiny(**kw) -> Config:
+    return apply(resolve("tiny"), kw, "test")
+
+
+def poison_g_loss(monkeypatch, replace):
+    """Make the classic loss's G part call ``replace(real_g_loss, logits)`` for the rest of the test."""
+    real = losses.LOSSES["gan"]
+    monkeypatch.setitem(losses.LOSSES, "gan", losses.AdversarialLoss(real.d, lambda f: replace(real.g, f)))
 
 
 def quiet_train(data, run, cfg, **kw):
@@ -33,25 +38,27 @@ def test_tiny_run_writes_config_checkpoints_events_and_samples(tiny_data, tmp_pa
     run = tmp_path / "run"
     summary = quiet_train(tiny_data, run, tiny())
     cfg = resolve("tiny")
-    assert summary["steps"] == cfg.pretrain_steps + cfg.d_pretrain_steps + cfg.steps
+    assert summary["iterations"] == cfg.train.total_iters and summary["main"]
     stored = json.loads((run / "config.json").read_text())
-    assert stored["config"] == cfg.to_dict()
+    assert {k: stored[k] for k in ("model", "train")} == cfg.to_dict()
+    assert stored["data"]["meter"] == [4, 4] and stored["data"]["tempo"] > 0
     groups, info = weights(summary["checkpoint"])
-    assert {"G", "D", "G_ema"} <= set(groups) and info["config"] == cfg.to_dict()
+    assert {"G", "D", "G_ema"} <= set(groups) and {k: info[k] for k in ("model", "train")} == cfg.to_dict()
+    assert info["iteration"] == cfg.train.total_iters
     assert (run / "checkpoints" / "best.safetensors").is_file()
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     mids = sorted((run / "samples").glob("*/sample-*.mid"))
     assert mids
-    for m in mids[-cfg.samples:]:
+    for m in mids[-cfg.train.samples:]:
         assert symusic.Score(str(m)).note_num() > 0
 
 
 def test_resume_continues_exactly(tiny_data, tmp_path):
-    base = dict(pretrain_steps=4, d_pretrain_steps=2, steps=6, checkpoint_every=5, eval_every=5,
-                instance_noise=0.1, d_steps=2)
+    base = dict(pretrain_iters=4, d_pretrain_iters=2, adversarial_iters=6, checkpoint_every=5, eval_every=5,
+                instance_noise=0.1, d_updates=2)
     whole = quiet_train(tiny_data, tmp_path / "a", tiny(**base))
     first = tiny(**base)
-    first.steps = 2  # stop after 4 + 2 + 2 steps ...
+    first.train.adversarial_iters = 2  # stop after 4 + 2 + 2 iterations ...
     quiet_train(tiny_data, tmp_path / "b", first)
     resumed = quiet_train(tiny_data, tmp_path / "b", tiny(**base), resume=True)  # ... and go on to 4 + 2 + 6
     a, _ = weights(whole["checkpoint"])
@@ -62,12 +69,12 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     sa = checkpoint.load_state(whole["checkpoint"])
     sb = checkpoint.load_state(resumed["checkpoint"])
     wall = ("seconds",)  # wall-clock time differs between runs, everything else must not
-    assert {k: v for k, v in sa["counters"].items() if k not in wall} == {
-        k: v for k, v in sb["counters"].items() if k not in wall}
+    assert {k: v for k, v in sa["progress"].items() if k not in wall} == {
+        k: v for k, v in sb["progress"].items() if k not in wall}
 
 
 def test_same_seed_same_run_and_existing_run_needs_resume(tiny_data, tmp_path):
-    cfg = dict(pretrain_steps=3, steps=3)
+    cfg = dict(pretrain_iters=3, adversarial_iters=3)
     a = quiet_train(tiny_data, tmp_path / "a", tiny(**cfg))
     b = quiet_train(tiny_data, tmp_path / "b", tiny(**cfg))
     ga, gb = weights(a["checkpoint"])[0]["G"], weights(b["checkpoint"])[0]["G"]
@@ -77,16 +84,15 @@ def test_same_seed_same_run_and_existing_run_needs_resume(tiny_data, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
-    real = train_mod.g_loss
     calls = []
 
-    def poisoned(kind, logits):
+    def poisoned(g_loss, logits):
         calls.append(1)
-        return real(kind, logits) * (float("nan") if len(calls) > 3 else 1.0)
+        return g_loss(logits) * (float("nan") if len(calls) > 3 else 1.0)
 
-    monkeypatch.setattr(train_mod, "g_loss", poisoned)
+    poison_g_loss(monkeypatch, poisoned)
     with pytest.raises(TrainingStopped, match="G's loss became nan.*last good checkpoint.*step-000003"):
-        quiet_train(tiny_data, tmp_path / "r", tiny(pretrain_steps=0, steps=10, checkpoint_every=3))
+        quiet_train(tiny_data, tmp_path / "r", tiny(pretrain_iters=0, adversarial_iters=10, checkpoint_every=3))
     kept = sorted((tmp_path / "r" / "checkpoints").glob("step-*.safetensors"))
     assert [k.name for k in kept] == ["step-000003.safetensors"]
     g = weights(kept[0])[0]["G"]
@@ -94,35 +100,35 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_pat
 
 
 def test_collapse_stops_with_advice(tiny_data, tmp_path):
-    cfg = tiny(pretrain_steps=0, steps=400, lr_g=0.0, lr_d=0.02, collapse_patience=5, checkpoint_every=1000,
+    cfg = tiny(pretrain_iters=0, adversarial_iters=400, lr_g=0.0, lr_d=0.02, collapse_patience=5, checkpoint_every=1000,
                eval_every=1000)
     with pytest.raises(TrainingStopped, match="collapse.*label_smoothing"):
         quiet_train(tiny_data, tmp_path / "c", cfg)
 
 
 def test_ctrl_c_saves_and_resume_goes_on(tiny_data, tmp_path, monkeypatch):
-    real = train_mod.g_loss
     calls = []
 
-    def interrupt(kind, logits):
+    def interrupt(g_loss, logits):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(kind, logits)
+        return g_loss(logits)
 
-    monkeypatch.setattr(train_mod, "g_loss", interrupt)
-    with pytest.raises(TrainingInterrupted, match="--resume"):
-        quiet_train(tiny_data, tmp_path / "i", tiny(pretrain_steps=2, steps=6, checkpoint_every=100))
+    with monkeypatch.context() as patched:
+        poison_g_loss(patched, interrupt)
+        with pytest.raises(TrainingInterrupted, match="--resume"):
+            quiet_train(tiny_data, tmp_path / "i", tiny(pretrain_iters=2, adversarial_iters=6, checkpoint_every=100))
     saved = sorted((tmp_path / "i" / "checkpoints").glob("step-*.safetensors"))
-    assert [s.name for s in saved] == ["step-000004.safetensors"]  # 2 pre-training + 2 finished G steps
-    monkeypatch.setattr(train_mod, "g_loss", real)
-    summary = quiet_train(tiny_data, tmp_path / "i", tiny(pretrain_steps=2, steps=6, checkpoint_every=100),
+    assert [s.name for s in saved] == ["step-000004.safetensors"]  # 2 pre-training + 2 finished G updates
+    summary = quiet_train(tiny_data, tmp_path / "i", tiny(pretrain_iters=2, adversarial_iters=6, checkpoint_every=100),
                           resume=True)
-    assert summary["steps"] == 8
+    assert summary["iterations"] == 8
 
 
 def test_d_steps_and_ttur_learning_rates(tiny_data, tmp_path):
-    s = quiet_train(tiny_data, tmp_path / "t", tiny(pretrain_steps=0, steps=4, d_steps=3, lr_g=1e-4, lr_d=4e-4))
+    s = quiet_train(tiny_data, tmp_path / "t", tiny(pretrain_iters=0, adversarial_iters=4, d_updates=3, lr_g=1e-4,
+                                                    lr_d=4e-4))
     state = checkpoint.load_state(s["checkpoint"])
     d_step = [v["step"] for v in state["opt_d"]["state"].values()][0]
     g_step = [v["step"] for v in state["opt_g"]["state"].values()][0]
@@ -131,37 +137,37 @@ def test_d_steps_and_ttur_learning_rates(tiny_data, tmp_path):
 
 
 def test_d_pretraining_trains_d_alone(tiny_data, tmp_path):
-    g_only = quiet_train(tiny_data, tmp_path / "g", tiny(pretrain_steps=3, steps=0))
-    both = quiet_train(tiny_data, tmp_path / "gd", tiny(pretrain_steps=3, d_pretrain_steps=4, steps=0))
+    g_only = quiet_train(tiny_data, tmp_path / "g", tiny(pretrain_iters=3, adversarial_iters=0))
+    both = quiet_train(tiny_data, tmp_path / "gd", tiny(pretrain_iters=3, d_pretrain_iters=4, adversarial_iters=0))
     a, _ = weights(g_only["checkpoint"])
     b, info = weights(both["checkpoint"])
     assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])  # G untouched...
     assert not all(torch.equal(a["D"][k], b["D"][k]) for k in a["D"])  # ...while D learnt
     state = checkpoint.load_state(both["checkpoint"])
     assert [float(v["step"]) for v in state["opt_d"]["state"].values()][0] == 4.0
-    assert (info["d_pretrain_step"], info["adversarial_step"], info["step"]) == (4, 0, 7)
+    assert (info["progress"]["d_pretrain_iters"], info["progress"]["adversarial_iters"], info["iteration"]) == (4, 0, 7)
 
 
 def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
-    start = quiet_train(tiny_data, tmp_path / "s", tiny(pretrain_steps=2, steps=0))
-    frozen = quiet_train(tiny_data, tmp_path / "f", tiny(pretrain_steps=2, steps=3, d_freeze_below=1.0))
-    live = quiet_train(tiny_data, tmp_path / "l", tiny(pretrain_steps=2, steps=3, d_freeze_below=1e-9))
+    start = quiet_train(tiny_data, tmp_path / "s", tiny(pretrain_iters=2, adversarial_iters=0))
+    frozen = quiet_train(tiny_data, tmp_path / "f", tiny(pretrain_iters=2, adversarial_iters=3, d_freeze_below=1.0))
+    live = quiet_train(tiny_data, tmp_path / "l", tiny(pretrain_iters=2, adversarial_iters=3, d_freeze_below=1e-9))
     d0, df, dl = (weights(x["checkpoint"])[0]["D"] for x in (start, frozen, live))
     assert all(torch.equal(d0[k], df[k]) for k in d0)  # every fake scores below 1: D always sits out
     assert not all(torch.equal(d0[k], dl[k]) for k in d0)  # no fake scores below 1e-9: D always learns
     state = checkpoint.load_state(frozen["checkpoint"])
-    assert state["counters"]["d_frozen_steps"] == 3 and not state["opt_d"]["state"]
-    assert checkpoint.load_state(live["checkpoint"])["counters"]["d_frozen_steps"] == 0
+    assert state["progress"]["d_frozen_iters"] == 3 and not state["opt_d"]["state"]
+    assert checkpoint.load_state(live["checkpoint"])["progress"]["d_frozen_iters"] == 0
 
 
 @pytest.mark.parametrize("options", [
-    dict(loss="wgan-gp", d_steps=2), dict(loss="hinge", spectral_norm=True), dict(loss="lsgan"),
+    dict(loss="wgan-gp", d_updates=2), dict(loss="hinge", spectral_norm=True), dict(loss="lsgan"),
     dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
-    dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_steps=2),
+    dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_updates=2),
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
-    s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_steps=2, steps=3, **options))
+    s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))
     groups, info = weights(s["checkpoint"])
     assert all(torch.isfinite(v).all() for g in groups.values() for v in g.values())
     assert ("G_ema" in groups) == (options.get("ema_decay", 0.999) > 0)
@@ -169,21 +175,19 @@ def test_every_option_trains(tiny_data, tmp_path, options):
 
 def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):
     from gancomposer.dataset import load_dataset
-    from gancomposer.train import build_models
 
     ds = load_dataset(tiny_data)
     real = torch.from_numpy(ds.train[:32].copy())
-    cfg = tiny(pretrain_steps=40, steps=0, ema_decay=0.0)
+    cfg = tiny(pretrain_iters=40, adversarial_iters=0, ema_decay=0.0)
 
     def nll(g):
         torch.manual_seed(0)
-        logits = g(torch.randn(len(real), cfg.latent_dim), teacher=real)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, 3), real.reshape(-1).long()).item()
+        return teacher_forced_nll(g, torch.randn(len(real), cfg.model.latent_dim), real).item()
 
-    torch.manual_seed(cfg.seed)
-    fresh, _ = build_models(cfg, ds.encoding)
+    torch.manual_seed(cfg.train.seed)
+    fresh, _ = build_models(cfg.model, ds.encoding, 16)
     s = quiet_train(tiny_data, tmp_path / "p", cfg)
-    trained, _ = build_models(cfg, ds.encoding)
+    trained, _ = build_models(cfg.model, ds.encoding, 16)
     trained.load_state_dict(weights(s["checkpoint"])[0]["G"])
     assert nll(trained) < 0.7 * nll(fresh)
 
@@ -191,26 +195,30 @@ def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):
 def test_ema_clip_and_instance_noise_schedule():
     a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     before = a.weight.detach().clone()
-    _ema(a, b, 0.9)
+    update_ema(a, b, 0.9)
     assert torch.allclose(a.weight, 0.9 * before + 0.1 * b.weight)
     b.weight.grad = torch.full((2, 2), 10.0)
     b.bias.grad = torch.zeros(2)
-    assert _clip(b.parameters(), 1.0) == pytest.approx(20.0)  # reports the norm before clipping
+    assert clip_gradients(b.parameters(), 1.0) == pytest.approx(20.0)  # reports the norm before clipping
     assert torch.linalg.vector_norm(b.weight.grad).item() == pytest.approx(1.0, rel=1e-4)
-    cfg = TrainConfig(instance_noise=0.4, instance_noise_steps=100)
+    cfg = TrainConfig(instance_noise=0.4, instance_noise_iters=100)
     assert [instance_noise_std(cfg, s) for s in (0, 50, 100, 200)] == pytest.approx([0.4, 0.2, 0.0, 0.0])
 
 
 def test_config_resolution_refuses_unknown_keys_and_bad_types(tmp_path):
-    assert resolve("tiny").g_hidden == PRESETS["tiny"]["g_hidden"]
+    assert resolve("tiny").model.g_hidden == PRESETS["tiny"]["g_hidden"]
     toml = tmp_path / "c.toml"
-    toml.write_text("[train]\nsteps = 7\nloss = 'hinge'\n")
-    cfg = resolve("tiny", str(toml), ["d_steps=3", "spectral_norm=true", "lr_d=1e-3"])
-    assert (cfg.steps, cfg.loss, cfg.d_steps, cfg.spectral_norm, cfg.lr_d) == (7, "hinge", 3, True, 1e-3)
+    toml.write_text("[train]\nadversarial_iters = 7\nloss = 'hinge'\n[model]\nd_hidden = 9\n")
+    cfg = resolve("tiny", str(toml), ["d_updates=3", "spectral_norm=true", "lr_d=1e-3"])
+    t, m = cfg.train, cfg.model
+    assert (t.adversarial_iters, t.loss, t.d_updates, m.spectral_norm, t.lr_d, m.d_hidden) == (7, "hinge", 3, True,
+                                                                                              1e-3, 9)
     with pytest.raises(UserError, match="unknown setting 'stepz'"):
         resolve(None, None, ["stepz=3"])
+    with pytest.raises(UserError, match="unknown setting 'steps' \\(renamed to 'adversarial_iters'\\)"):
+        resolve(None, None, ["steps=3"])
     with pytest.raises(UserError, match="expected int"):
-        resolve(None, None, ["steps=many"])
+        resolve(None, None, ["adversarial_iters=many"])
     with pytest.raises(UserError, match="loss='bce'"):
         resolve(None, None, ["loss=bce"])
     with pytest.raises(UserError, match="unknown preset"):
@@ -219,16 +227,15 @@ def test_config_resolution_refuses_unknown_keys_and_bad_types(tmp_path):
 
 def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, tmp_path):
     from gancomposer.dataset import load_dataset
-    from gancomposer.train import build_models, teacher_forced_nll
 
     ds = load_dataset(tiny_data)
     real = torch.from_numpy(ds.train[:32].copy())
     nll = {}
     for weight in (0.0, 20.0):
-        cfg = tiny(pretrain_steps=30, steps=15, lr_g=5e-3, mle_weight=weight, ema_decay=0.0)
+        cfg = tiny(pretrain_iters=30, adversarial_iters=15, lr_g=5e-3, mle_weight=weight, ema_decay=0.0)
         s = quiet_train(tiny_data, tmp_path / f"m{weight}", cfg)
-        g, _ = build_models(cfg, ds.encoding)
+        g, _ = build_models(cfg.model, ds.encoding, 16)
         g.load_state_dict(weights(s["checkpoint"])[0]["G"])
         torch.manual_seed(0)
-        nll[weight] = teacher_forced_nll(g, torch.randn(len(real), cfg.latent_dim), real).item()
+        nll[weight] = teacher_forced_nll(g, torch.randn(len(real), cfg.model.latent_dim), real).item()
     assert nll[20.0] < nll[0.0]

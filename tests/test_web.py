@@ -55,11 +55,15 @@ def test_random_seed_when_omitted(client):
 
 
 def test_interpolate(client):
-    r = client.post("/api/interpolate", json={"model": "tiny", "seed_a": 1, "seed_b": 2, "steps": 3, "bars": 2})
+    r = client.post("/api/interpolate", json={"model": "tiny", "seed_a": 1, "seed_b": 2, "pieces": 3, "bars": 2})
     assert r.status_code == 200
     body = r.json()
     assert [p["t"] for p in body["pieces"]] == [0.0, 0.5, 1.0]
+    assert {p["kind"] for p in body["pieces"]} == {"interpolate"} and all(p["bars"] == 2 for p in body["pieces"])
     assert client.get(body["walk"]).status_code == 200
+    # a misspelt field (the walk's length was called "steps" before 0.2) is refused by name, never ignored
+    r = client.post("/api/interpolate", json={"model": "tiny", "seed_a": 1, "seed_b": 2, "steps": 3})
+    assert r.status_code == 422 and "steps" in r.text
 
 
 @pytest.mark.parametrize("payload", [

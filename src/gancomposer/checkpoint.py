@@ -3,8 +3,9 @@
 A checkpoint ``NAME.safetensors`` holds the tensors of G, D and G's moving average (``G.``, ``D.``,
 ``G_ema.`` prefixes) and, in its metadata, the networks' own config (``model``) apart from the training options
 (``train``), the data's encoding, meter and tempo (``data``) and the progress counters: it alone is enough to
-sample. Checkpoints of version 1 (gancomposer 0.1.0: one flat ``config``) are read into the same form. Optimiser and RNG states for an exact resume sit beside it in ``NAME.state.pt``, loaded
-with ``torch.load(weights_only=True)`` (tensors and plain containers only, never arbitrary objects).
+sample. Checkpoints of version 1 (gancomposer 0.1.0: one flat ``config``) are read into the same form.
+Optimiser and RNG states for an exact resume sit beside it in ``NAME.state.pt``, loaded with
+``torch.load(weights_only=True)`` (tensors and plain containers only, never arbitrary objects).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import Config, from_stored
+from .config import from_stored, model_config
 from .encoding import DEFAULT_METER, Encoding
 from .errors import UserError
 from .files import atomic_path
@@ -86,11 +87,6 @@ def _upgrade(info: dict, path: Path) -> dict:
     return info
 
 
-def settings(info: dict, path: str | os.PathLike) -> Config:
-    """The model and training settings stored in a checkpoint's metadata."""
-    return from_stored(info, str(path))
-
-
 def generator_weights(groups: dict[str, dict[str, torch.Tensor]], path: str | os.PathLike) -> dict:
     """G's weights to compose with: the moving average when the checkpoint has one, else G itself."""
     weights = groups.get("G_ema") or groups.get("G")
@@ -102,7 +98,7 @@ def generator_weights(groups: dict[str, dict[str, torch.Tensor]], path: str | os
 def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
     """The generator a checkpoint file describes, its weights loaded, and the checkpoint's metadata."""
     groups, info = load(path)
-    model_cfg = settings(info, path).model
+    model_cfg = model_config(info["model"], str(path))  # the network alone: training options play no part
     enc = Encoding.from_dict(info["data"]["encoding"])
     meter = tuple(info["data"].get("meter", DEFAULT_METER))
     g = Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter))

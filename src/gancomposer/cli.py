@@ -91,7 +91,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from .baselines import markov_rolls, random_rolls
-    from .corpora import instrument_of
     from .dataset import load_dataset
     from .render import numbered_paths, write_grids
 
@@ -173,14 +172,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from .compose import Composer, concatenate
-    from .io.midi import write_midi
+    from .render import save
 
     composer = Composer.load(args.model)
     pieces = composer.interpolate(args.seed_a, args.seed_b, pieces=args.pieces, bars=args.bars,
                                   temperature=args.temperature)
     walk = Path(args.out) / f"interp-{args.seed_a}-{args.seed_b}-all.mid"
     written = _save_all(pieces, Path(args.out), args.format, args.force, extra=(walk,))
-    write_midi(concatenate(pieces), walk, program=composer.program)
+    save(concatenate(pieces), walk, program=composer.program)
     print(f"wrote {len(pieces)} pieces from seed {args.seed_a} to seed {args.seed_b} ({len(written)} files) "
           f"and {walk}, which plays them in turn")
     return 0
@@ -242,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("corpora", help="list the bundled corpora that work offline")
     p.set_defaults(func=cmd_corpora)
 
+    _add_data_commands(sub)
+    _add_compose_commands(sub)
+    return parser
+
+
+def _add_data_commands(sub) -> None:
+    """prepare, train, baseline, evaluate."""
     p = sub.add_parser("prepare", help="turn music files or a bundled corpus into a training dataset folder")
     p.add_argument("paths", nargs="*", help="music files or folders (searched recursively)")
     p.add_argument("--corpus", help="a bundled corpus (default when no path is given: bach-chorales)")
@@ -297,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for report.json, report.md and plots")
     p.set_defaults(func=cmd_evaluate)
 
+
+
+def _add_compose_commands(sub) -> None:
+    """generate, interpolate, export, serve, demo."""
+
     def compose_options(p, with_n: bool) -> None:
         p.add_argument("--model", help="a checkpoint file or run folder (default: the shipped Bach model)")
         p.add_argument("--bars", type=int, default=8, help="bars per piece (any length)")
@@ -339,7 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="output", help="folder for the results (its demo files are replaced)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,23 +167,29 @@ def _coerce(name: str, typ: type, value):
         raise UserError(f"{name}: expected {typ.__name__}, got {value!r}") from None
 
 
-def _owner(config: Config, key: str):
-    for part in (config.model, config.train):
-        if key in {f.name for f in fields(part)}:
-            return part
-    return None
-
-
-def apply(config: Config, values: dict, source: str) -> Config:
-    """Set flat ``values`` on whichever half owns each key, with type checks; unknown keys are refused."""
+def _set(parts: tuple, values: dict, source: str) -> None:
+    """Set each of ``values`` on the one of ``parts`` that owns its key, type-checked; unknown keys refused."""
     for key, value in values.items():
         key = key.replace("-", "_")
-        part = _owner(config, key)
+        part = next((p for p in parts if key in {f.name for f in fields(p)}), None)
         if part is None:
             hint = f" (renamed to {RENAMED[key]!r})" if key in RENAMED else ""
             raise UserError(f"{source}: unknown setting {key!r}{hint}; see `gancomposer train --help-config`")
         setattr(part, key, _coerce(key, type(getattr(part, key)), value))
+
+
+def apply(config: Config, values: dict, source: str) -> Config:
+    """Set flat ``values`` on whichever half of ``config`` owns each key."""
+    _set((config.model, config.train), values, source)
     return config
+
+
+def model_config(values: dict, source: str = "checkpoint") -> ModelConfig:
+    """The network config stored in a checkpoint's ``model`` entry, checked."""
+    cfg = ModelConfig()
+    _set((cfg,), values, f"{source} model settings")
+    cfg.validate()
+    return cfg
 
 
 def resolve(preset: str | None = None, config_file: str | None = None, overrides: list[str] = ()) -> Config:

@@ -53,7 +53,8 @@ class Corpus:
 CORPORA: dict[str, Corpus] = {
     c.name: c
     for c in (
-        Corpus("bach-chorales", "J. S. Bach's four-part chorales (MusicXML, Humdrum)", _bach_chorales, True, program=19),
+        Corpus("bach-chorales", "J. S. Bach's four-part chorales (MusicXML, Humdrum)", _bach_chorales, True,
+               program=19),  # organ
         Corpus("oneills-irish", "O'Neill's Music of Ireland (1850), Irish folk melodies (ABC)",
                _folder("oneills1850"), False),
         Corpus("ryans-mammoth", "Ryan's Mammoth Collection (1883), fiddle tunes (ABC)",

@@ -186,35 +186,8 @@ def prepare(
     keys = [f"{src.sha256}#{i}" for src, i, _ in pieces]
     splits = split_pieces(keys, options.valid_fraction, options.seed)
 
-    rolls, windows, index = [], {"train": [], "valid": []}, {"train": [], "valid": []}
-    piece_rows, dropped_notes = [], 0
-    offset = 0
-    for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
-        dropped_notes += int((~in_range(piece, enc)).sum())
-        roll = enc.encode(piece)
-        rolls.append(roll)
-        hop = options.hop_bars * enc.steps_per_bar(piece.time_signature)
-        shifts = transpositions(piece, enc, *options.transpose) if split == "train" else [0]
-        starts = windows_of(roll, window, hop, options.min_fill)
-        for t in shifts:
-            shifted = roll if t == 0 else enc.encode(piece.transpose(t))
-            padded = np.concatenate([shifted, np.zeros((window, enc.n_pitches), np.uint8)])
-            for s in starts:
-                windows[split].append(padded[s : s + window])
-                index[split].append((n, s, t))
-        piece_rows.append({
-            "name": piece.name, "source": src.path, "sha256": src.sha256, "split": split,
-            "offset": offset, "steps": int(roll.shape[0]), "tempo": piece.tempo,
-            "time_signature": list(piece.time_signature), "windows": len(starts),
-        })
-        offset += roll.shape[0]
-
-    out.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "valid"):
-        arr = np.stack(windows[split]) if windows[split] else np.zeros((0, window, enc.n_pitches), np.uint8)
-        _save_npy(out / f"{split}.npy", arr)
-        _save_npy(out / f"{split}_index.npy", np.asarray(index[split], dtype=np.int32).reshape(-1, 3))
-    _save_npy(out / "rolls.npy", np.concatenate(rolls) if rolls else np.zeros((0, enc.n_pitches), np.uint8))
+    data = _encode_and_window(pieces, splits, enc, window, options)
+    _write_arrays(out, data, window, enc)
 
     opts = asdict(options)
     opts["limits"] = asdict(options.limits)
@@ -232,18 +205,65 @@ def prepare(
             "pieces": len(pieces),
             "train_pieces": splits.count("train"),
             "valid_pieces": splits.count("valid"),
-            "train_windows": len(windows["train"]),
-            "valid_windows": len(windows["valid"]),
-            "notes_out_of_range": dropped_notes,
+            "train_windows": len(data.windows["train"]),
+            "valid_windows": len(data.windows["valid"]),
+            "notes_out_of_range": data.dropped_notes,
         },
         "sources": [
             {"path": s.path, "sha256": s.sha256, "pieces": len(s.pieces)} for s in sources if not s.error
         ],
         "skipped": skipped,
-        "pieces": piece_rows,
+        "pieces": data.piece_rows,
     }
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
+
+
+@dataclass
+class _Encoded:
+    """Every piece encoded whole (``rolls``) and cut into windows per split, with what the manifest records."""
+
+    rolls: list[np.ndarray] = field(default_factory=list)
+    windows: dict[str, list] = field(default_factory=lambda: {"train": [], "valid": []})
+    index: dict[str, list] = field(default_factory=lambda: {"train": [], "valid": []})  # (piece, step, shift)
+    piece_rows: list[dict] = field(default_factory=list)
+    dropped_notes: int = 0
+
+
+def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: PianoRoll, window: int,
+                       options: PrepareOptions) -> _Encoded:
+    """Encode each piece, cut its windows on its own bar lines, and add transposed copies of training pieces."""
+    data, offset = _Encoded(), 0
+    for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
+        data.dropped_notes += int((~in_range(piece, enc)).sum())
+        roll = enc.encode(piece)
+        data.rolls.append(roll)
+        hop = options.hop_bars * enc.steps_per_bar(piece.time_signature)
+        shifts = transpositions(piece, enc, *options.transpose) if split == "train" else [0]
+        starts = windows_of(roll, window, hop, options.min_fill)
+        for t in shifts:
+            shifted = roll if t == 0 else enc.encode(piece.transpose(t))
+            padded = np.concatenate([shifted, np.zeros((window, enc.n_pitches), np.uint8)])
+            for s in starts:
+                data.windows[split].append(padded[s : s + window])
+                data.index[split].append((n, s, t))
+        data.piece_rows.append({
+            "name": piece.name, "source": src.path, "sha256": src.sha256, "split": split,
+            "offset": offset, "steps": int(roll.shape[0]), "tempo": piece.tempo,
+            "time_signature": list(piece.time_signature), "windows": len(starts),
+        })
+        offset += roll.shape[0]
+    return data
+
+
+def _write_arrays(out: Path, data: _Encoded, window: int, enc: PianoRoll) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid"):
+        w = data.windows[split]
+        _save_npy(out / f"{split}.npy", np.stack(w) if w else np.zeros((0, window, enc.n_pitches), np.uint8))
+        _save_npy(out / f"{split}_index.npy", np.asarray(data.index[split], dtype=np.int32).reshape(-1, 3))
+    rolls = np.concatenate(data.rolls) if data.rolls else np.zeros((0, enc.n_pitches), np.uint8)
+    _save_npy(out / "rolls.npy", rolls)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:

@@ -169,9 +169,11 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         if world.main:
             log(f"resuming {existing[-1]} at iteration {run.progress.total}")
     elif existing:
-        raise UserError(f"{run.folder} already holds checkpoints: pass --resume to continue it, or choose another --out")
+        raise UserError(f"{run.folder} already holds checkpoints: pass --resume to continue it, or choose another "
+                        "--out")
     if world.main:
-        write_json_atomic(run.folder / "config.json", {**config.to_dict(), "data": run.data_info, "world_size": world.size})
+        write_json_atomic(run.folder / "config.json",
+                          {**config.to_dict(), "data": run.data_info, "world_size": world.size})
     run.g_net, run.d_net = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
     run.monitor = Monitor(run.folder, total=cfg.total_iters, done=run.progress.total, main=world.main, bar=progress)
     run.started, run.iterations_at_start, run.seconds_at_start = time.perf_counter(), run.progress.total, \

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..compose import DEFAULT_MODEL, MAX_SEED, ComposedPiece, Composer, concatenate
-from ..io.midi import write_midi
+from ..render import save as save_file
 from ..errors import UserError
 
 STATIC = Path(__file__).parent / "static"
@@ -33,6 +33,8 @@ MEDIA = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png"}
 
 
 class ComposeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused with its name, never ignored
+
     model: str = Field("bach-chorales", description="a name from GET /api/models")
     n: int = Field(1, ge=1, le=16, description="pieces to compose")
     bars: int = Field(8, ge=1, le=64)
@@ -41,6 +43,8 @@ class ComposeRequest(BaseModel):
 
 
 class InterpolateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     model: str = "bach-chorales"
     seed_a: int = Field(..., ge=0, le=MAX_SEED)
     seed_b: int = Field(..., ge=0, le=MAX_SEED)
@@ -68,6 +72,48 @@ class AppState:
             if name not in self.composers:
                 self.composers[name] = Composer.load(self.models[name])
             return self.composers[name]
+
+    async def run_limited(self, fn, *args):
+        """Run ``fn`` in a worker thread once a slot is free; a user error becomes a 400."""
+        if self.semaphore is None:
+            self.semaphore = asyncio.Semaphore(self.workers)
+        if self.waiting >= self.max_queue:
+            raise HTTPException(503, "the composer is busy; try again in a moment")
+        self.waiting += 1
+        try:
+            async with self.semaphore:
+                return await run_in_threadpool(fn, *args)
+        except UserError as e:
+            raise HTTPException(400, str(e)) from None
+        finally:
+            self.waiting -= 1
+
+    def save(self, pieces: list[ComposedPiece], model: str, kind: str) -> list[dict]:
+        """Write each piece's files under a new random id; returns their descriptions."""
+        out = []
+        for cp in pieces:
+            pid = secrets.token_hex(8)
+            for fmt in ("mid", "wav", "png"):
+                cp.save(self.out / f"{pid}.{fmt}")
+            out.append(_describe(cp, pid, model, kind))
+        with self.lock:
+            self.pieces.extend(out)
+        return out
+
+    def compose(self, req: ComposeRequest) -> dict:
+        composer = self.composer(req.model)
+        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        pieces = composer.compose(n=req.n, bars=req.bars, seed=seed, temperature=req.temperature)
+        return {"seed": seed, "pieces": self.save(pieces, req.model, "compose")}
+
+    def interpolate(self, req: InterpolateRequest) -> dict:
+        composer = self.composer(req.model)
+        pieces = composer.interpolate(req.seed_a, req.seed_b, pieces=req.pieces, bars=req.bars,
+                                      temperature=req.temperature)
+        saved = self.save(pieces, req.model, "interpolate")
+        walk_id = secrets.token_hex(8)
+        save_file(concatenate(pieces), self.out / f"{walk_id}.mid", program=composer.program)
+        return {"pieces": saved, "walk": f"/files/{walk_id}.mid"}
 
 
 def find_models(runs: str | None) -> dict[str, Path | None]:
@@ -103,47 +149,6 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
     app = FastAPI(title="gancomposer", version=__version__,
                   description="Compose music with a recurrent GAN: JSON API behind the page at /.")
 
-    async def run_limited(fn, *args):
-        """Run ``fn`` in a worker thread once a slot is free; a user error becomes a 400."""
-        if state.semaphore is None:
-            state.semaphore = asyncio.Semaphore(state.workers)
-        if state.waiting >= state.max_queue:
-            raise HTTPException(503, "the composer is busy; try again in a moment")
-        state.waiting += 1
-        try:
-            async with state.semaphore:
-                return await run_in_threadpool(fn, *args)
-        except UserError as e:
-            raise HTTPException(400, str(e)) from None
-        finally:
-            state.waiting -= 1
-
-    def save(pieces: list[ComposedPiece], model: str, kind: str) -> list[dict]:
-        out = []
-        for cp in pieces:
-            pid = secrets.token_hex(8)
-            for kind in ("mid", "wav", "png"):
-                cp.save(state.out / f"{pid}.{kind}")
-            out.append(_describe(cp, pid, model, kind))
-        with state.lock:
-            state.pieces.extend(out)
-        return out
-
-    def do_compose(req: ComposeRequest) -> dict:
-        composer = state.composer(req.model)
-        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        pieces = composer.compose(n=req.n, bars=req.bars, seed=seed, temperature=req.temperature)
-        return {"seed": seed, "pieces": save(pieces, req.model, "compose")}
-
-    def do_interpolate(req: InterpolateRequest) -> dict:
-        composer = state.composer(req.model)
-        pieces = composer.interpolate(req.seed_a, req.seed_b, pieces=req.pieces, bars=req.bars,
-                                      temperature=req.temperature)
-        saved = save(pieces, req.model, "interpolate")
-        walk_id = secrets.token_hex(8)
-        write_midi(concatenate(pieces), state.out / f"{walk_id}.mid", program=composer.program)
-        return {"pieces": saved, "walk": f"/files/{walk_id}.mid"}
-
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse((STATIC / "index.html").read_text())
@@ -161,11 +166,11 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
 
     @app.post("/api/compose", summary="Compose pieces; returns their notes and file URLs")
     async def compose(req: ComposeRequest) -> dict:
-        return await run_limited(do_compose, req)
+        return await state.run_limited(state.compose, req)
 
     @app.post("/api/interpolate", summary="A walk through latent space between two seeds")
     async def interpolate(req: InterpolateRequest) -> dict:
-        return await run_limited(do_interpolate, req)
+        return await state.run_limited(state.interpolate, req)
 
     @app.get("/api/pieces", summary="Pieces composed since the app started, newest last")
     def list_pieces() -> list[dict]:
