@@ -2,7 +2,7 @@
 
 Makes a few hundred chorale-sized MIDI files (4 voices, 16 bars, ~230 notes; the bundled chorales
 average 243 notes), then times
-``load_sources`` (parallel parse) followed by ``encode`` of every piece, and the whole ``prepare``.
+``load_sources`` (parallel parse) followed by ``PianoRoll.encode`` of every piece, and the whole ``prepare``.
 
     python benchmarks/prepare.py [--files 400]
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gancomposer.dataset import load_sources, prepare
-from gancomposer.encoding import Encoding, encode
+from gancomposer.encoding import PianoRoll
 from gancomposer.io.midi import write_midi
 from gancomposer.piece import Piece
 
@@ -53,12 +53,12 @@ def main() -> None:
             notes += len(p)
             write_midi(p, folder / f"{i:04d}.mid")
         files = sorted(folder.iterdir())
-        enc = Encoding(4, 36, 84)
+        enc = PianoRoll(4, 36, 84)
         best = float("inf")
         for _ in range(3):
             t = time.perf_counter()
             sources = load_sources(files, progress=False)
-            rolls = [encode(p, enc) for s in sources for p in s.pieces]
+            rolls = [enc.encode(p) for s in sources for p in s.pieces]
             best = min(best, time.perf_counter() - t)
         assert len(rolls) == args.files
         t = time.perf_counter()
