@@ -239,3 +239,71 @@ def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, 
         torch.manual_seed(0)
         nll[weight] = teacher_forced_nll(g, torch.randn(len(real), cfg.model.latent_dim), real).item()
     assert nll[20.0] < nll[0.0]
+
+
+def scripted_guard(monkeypatch, qualities: dict[int, float]):
+    """The guard scores G by a script: quality by adversarial iterations done (a function of the run's state,
+    so a resumed run sees the same scores)."""
+    from gancomposer import guard
+
+    def score(run):
+        q = qualities[run.progress.adversarial_iters]
+        return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}
+
+    monkeypatch.setattr(guard, "score", score)
+
+
+GUARDED = dict(pretrain_iters=2, adversarial_iters=12, guard_every=2, guard_patience=2, guard_lr_decay=0.5,
+               guard_rollbacks=3, checkpoint_every=5, eval_every=5, lr_g=1e-3)
+#  start: 0.5; better at 2 (0.6, kept); worse at 4 and 6: roll back to iteration 2's weights, lr_g halved; ...
+SCRIPT = {0: 0.5, 2: 0.6, 4: 0.4, 6: 0.3, 8: 0.7, 10: 0.2, 12: 0.1}
+
+
+def test_quality_guard_keeps_the_best_and_rolls_back_when_worse(tiny_data, tmp_path, monkeypatch):
+    scripted_guard(monkeypatch, SCRIPT)
+    s = quiet_train(tiny_data, tmp_path / "g", tiny(**GUARDED))
+    g = s["guard"]
+    assert (g["best_adversarial_iters"], g["best_quality"], g["pretrained_quality"]) == (8, 0.7, 0.5)
+    assert g["gain"] == pytest.approx(0.2) and g["rollbacks"] == 2 and not g["stopped_early"]
+    best, info = weights(tmp_path / "g" / "checkpoints" / "best.safetensors")
+    assert info["guard"]["adversarial_iters"] == 8 and info["progress"]["adversarial_iters"] == 8
+    state = checkpoint.load_state(s["checkpoint"])
+    assert state["progress"]["lr_g_scale"] == 0.25 and state["opt_g"]["param_groups"][0]["lr"] == 2.5e-4
+    # 10 and 12 were worse than 8 twice in a row: the run ended rolled back to iteration 8's weights
+    last, _ = weights(s["checkpoint"])
+    assert state["progress"]["guard_rollbacks"] == 2
+    assert all(torch.equal(best[m][k], last[m][k]) for m in ("G", "D", "G_ema") for k in best[m])
+
+
+def test_quality_guard_rolls_back_to_the_kept_weights_not_the_latest(tiny_data, tmp_path, monkeypatch):
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.4, 6: 0.3})
+    cfg = tiny(**{**GUARDED, "adversarial_iters": 6, "guard_rollbacks": 0})  # the first rollback ends the phase
+    s = quiet_train(tiny_data, tmp_path / "g", cfg)
+    assert s["guard"]["stopped_early"] and s["iterations"] == 2 + 6
+    best, _ = weights(tmp_path / "g" / "checkpoints" / "best.safetensors")
+    last, _ = weights(s["checkpoint"])
+    assert all(torch.equal(best["G"][k], last["G"][k]) for k in best["G"])
+
+
+def test_resume_stays_exact_across_guard_rollbacks(tiny_data, tmp_path, monkeypatch):
+    scripted_guard(monkeypatch, SCRIPT)
+    whole = quiet_train(tiny_data, tmp_path / "a", tiny(**GUARDED))
+    first = tiny(**GUARDED)
+    first.train.adversarial_iters = 8  # stop after the first rollback (at 6) and the guard's check of 8 ...
+    quiet_train(tiny_data, tmp_path / "b", first)
+    assert checkpoint.load_state(tmp_path / "b" / "checkpoints" / "step-000010.safetensors")["progress"][
+        "guard_rollbacks"] == 1
+    resumed = quiet_train(tiny_data, tmp_path / "b", tiny(**GUARDED), resume=True)  # ... which is not repeated
+    a, _ = weights(whole["checkpoint"])
+    b, _ = weights(resumed["checkpoint"])
+    assert all(torch.equal(a[m][k], b[m][k]) for m in ("G", "D", "G_ema") for k in a[m])
+    assert resumed["guard"] == whole["guard"]
+
+
+def test_the_guard_scores_with_the_evaluate_code(tiny_data, tmp_path):
+    s = quiet_train(tiny_data, tmp_path / "r", tiny(pretrain_iters=3, adversarial_iters=2, guard_every=1))
+    _, info = weights(tmp_path / "r" / "checkpoints" / "best.safetensors")
+    row = info["guard"]
+    assert 0 <= row["overlap_area"] <= 1 and 0 <= row["two_sample_accuracy"] <= 1 and row["frechet_distance"] >= 0
+    assert row["quality"] == pytest.approx(row["overlap_area"] - row["two_sample_accuracy"])
+    assert s["guard"]["pretrained_quality"] <= s["guard"]["best_quality"]

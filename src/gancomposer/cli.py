@@ -80,12 +80,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     flags = [f"device={args.device}"] * bool(args.device) + [f"seed={args.seed}"] * (args.seed is not None)
+    flags += [f"threads={args.threads}"] * (args.threads is not None)
     config = resolve(args.preset, args.config, args.overrides + flags)
     summary = train(args.data, args.out, config, resume=args.resume, progress=not args.quiet,
                     log=lambda line: print(line, file=sys.stderr))
-    if summary["main"]:
-        print(f"trained {summary['iterations']} iterations in {summary['seconds']:.0f} s; last checkpoint "
-              f"{summary['checkpoint']}; best validation Fréchet feature distance {summary['best_score']:.2f}")
+    if not summary["main"]:
+        return 0
+    print(f"trained {summary['iterations']} iterations in {summary['seconds']:.0f} s; last checkpoint "
+          f"{summary['checkpoint']}")
+    g = summary["guard"]
+    if g is None:
+        print(f"best validation Fréchet feature distance {summary['best_score']:.2f} (checkpoints/best.safetensors)")
+    else:
+        where = ("the end of pre-training" if g["best_adversarial_iters"] == 0
+                 else f"adversarial iteration {g['best_adversarial_iters']}")
+        print(f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample "
+              f"accuracy) {g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training "
+              f"({g['gain']:+.3f}); {g['rollbacks']} rollbacks" + ("; phase ended early" if g["stopped_early"] else ""))
     return 0
 
 
@@ -278,6 +289,7 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same run on the CPU)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores not busy with other work)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings, see --help-config")
     p.add_argument("--help-config", action=_HelpConfig, help="list every setting with its default, and the presets")

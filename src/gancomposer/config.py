@@ -79,6 +79,11 @@ class TrainConfig:
     mle_weight: float = setting(0.0, "weight of the likelihood anchor kept in G's adversarial loss")
     ema_decay: float = setting(0.999, "moving average of G's weights used for sampling (0: off)")
     gumbel_tau: float = setting(1.0, "temperature of the Gumbel-softmax gradient")
+    # --- the quality guard of the adversarial phase ---
+    guard_every: int = setting(0, "adversarial iterations between quality-guard evaluations (0: no guard)")
+    guard_patience: int = setting(3, "guard evaluations in a row below the best before rolling back to it")
+    guard_lr_decay: float = setting(0.5, "G's learning rate is multiplied by this at each rollback")
+    guard_rollbacks: int = setting(3, "rollbacks before the guard ends the adversarial phase")
     # --- bookkeeping (counted in training iterations of all phases together) ---
     seed: int = setting(0, "random seed (same seed, same run on the CPU)")
     log_every: int = setting(10, "iterations between log lines and TensorBoard points")
@@ -88,13 +93,16 @@ class TrainConfig:
     samples: int = setting(8, "sample pieces written at each checkpoint, from fixed noise")
     collapse_patience: int = setting(300, "iterations of D(x) > 0.99 and D(G(z)) < 0.01 before stopping (0: off)")
     device: str = setting("auto", "where to train", ("auto", "cpu", "cuda"))
+    threads: int = setting(0, "CPU threads (0: OMP_NUM_THREADS if set, else the cores not busy with other work)")
     amp: bool = setting(True, "bfloat16 autocast on CUDA")
 
     def validate(self) -> None:
         _check_choices(self)
         _at_least(self, 1, "batch_size", "d_updates", "log_every", "eval_every", "checkpoint_every",
                   "keep_checkpoints")
-        _at_least(self, 0, "adversarial_iters", "pretrain_iters", "d_pretrain_iters", "samples")
+        _at_least(self, 0, "adversarial_iters", "pretrain_iters", "d_pretrain_iters", "samples", "threads",
+                  "guard_every", "guard_rollbacks")
+        _at_least(self, 1, "guard_patience")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
             raise UserError("label_smoothing and ema_decay must lie in [0, 1)")
 

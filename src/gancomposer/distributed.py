@@ -55,6 +55,20 @@ def pick_device(kind: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_threads(requested: int = 0) -> int:
+    """Threads for torch's CPU kernels: ``requested``; else ``OMP_NUM_THREADS`` when set; else the cores this
+    process may run on that other work is not already using (by the 1-minute load average), shared among this
+    machine's training processes. Two torch jobs that each take every core slow each other down tenfold or
+    more, because their threads spin while waiting for each other."""
+    if requested > 0:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    free = cores - int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else cores
+    return max(1, min(cores, free) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
     """``module`` in DistributedDataParallel when there are several processes (G and D each in their own)."""
     if world.size == 1:

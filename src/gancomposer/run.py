@@ -39,7 +39,8 @@ def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
     """Seeds of a run's random streams, one per purpose, derived from the run's seed (fixed formulas: changing
     one changes every run made since)."""
     return {"init": seed, "batches": seed * 7919 + rank, "noise": seed * 1000 + rank + 1, "samples": seed + 12345,
-            "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1}
+            "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1,
+            "guard_latents": seed + 4242, "guard_sampling": seed + 4243}
 
 
 @dataclass
@@ -54,6 +55,16 @@ class Progress:
     best_score: float = math.inf  # lowest validation Fréchet distance so far
     d_fake: float = 0.5  # D's mean score of the latest fresh fakes
     seconds: float = 0.0  # training time before this process started
+    # the quality guard of the adversarial phase (see guard.py)
+    guard_evals: int = 0
+    guard_last_iter: int = -1  # adversarial iterations done at the last evaluation
+    guard_start: float = math.nan  # quality of the pre-trained G
+    guard_best: float = -math.inf
+    guard_best_iter: int = 0  # adversarial iterations done when the best G was made
+    guard_worse: int = 0  # evaluations in a row below the best
+    guard_rollbacks: int = 0
+    lr_g_scale: float = 1.0  # G's adversarial learning rate is lr_g times this
+    adversarial_stopped: bool = False  # the guard ended the phase early
 
     @property
     def total(self) -> int:
@@ -86,6 +97,8 @@ class Run:
     opt_d: torch.optim.Optimizer
     batches: Batches
     ref_features: np.ndarray  # features of validation windows, for the validation score
+    guard_reference: tuple | None = None  # the validation pieces as the quality guard sees them
+    guard_weights: dict | None = None  # the best weights so far, where a rollback returns to
     progress: Progress = field(default_factory=Progress)
     g_net: torch.nn.Module | None = None  # ... and what training calls (DDP-wrapped under torchrun)
     d_net: torch.nn.Module | None = None
@@ -140,6 +153,8 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     config.validate()
     cfg, world = config.train, distributed.join(config.train.device)
     device = distributed.pick_device(cfg.device, world.local_rank)
+    if device.type == "cpu":
+        torch.set_num_threads(distributed.cpu_threads(cfg.threads))
     ds = load_dataset(data_dir)
     if len(ds.train) < cfg.batch_size:
         log(f"note: only {len(ds.train)} training windows; batches repeat windows")
@@ -160,6 +175,11 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
         feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, ds.encoding.steps_per_bar(ds.meter)),
     )
+    if cfg.guard_every:
+        from . import guard
+
+        valid_pieces = ds.piece_rolls("valid") or ds.piece_rolls("train")
+        run.guard_reference = guard.reference(run, valid_pieces)
     torch.manual_seed(seeds["noise"])  # each process its own noise
     existing = sorted((run.folder / "checkpoints").glob("step-*.safetensors"))
     if resume:
@@ -191,13 +211,14 @@ def restore(run: Run, path: Path) -> None:
     run.opt_pre.load_state_dict(state["opt_pre"]), run.opt_g.load_state_dict(state["opt_g"])
     run.opt_d.load_state_dict(state["opt_d"])
     run.progress = Progress.from_dict(state.get("progress", state.get("counters", {})))
+    run.guard_weights = state.get("guard_weights")
     run.batches.load_state_dict(state["batches"][run.world.rank])
     torch.set_rng_state(state["rng"][run.world.rank])
     if run.device.type == "cuda" and state.get("cuda_rng"):
         torch.cuda.set_rng_state(state["cuda_rng"][run.world.rank])
 
 
-def save_checkpoint(run: Run, name: str, with_state: bool = True) -> Path:
+def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | None = None) -> Path:
     """Write ``checkpoints/NAME.safetensors`` (and, ``with_state``, the resume state beside it). Every process
     must call it for a resumable checkpoint: their batch and random states are gathered."""
     path = run.folder / "checkpoints" / f"{name}.safetensors"
@@ -210,6 +231,7 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True) -> Path:
             "progress": asdict(run.progress), "batches": distributed.gather(run.batches.state_dict(), world),
             "rng": distributed.gather(torch.get_rng_state(), world),
             "cuda_rng": distributed.gather(torch.cuda.get_rng_state(device), world) if device.type == "cuda" else [],
+            "guard_weights": run.guard_weights,
         }
     if run.world.main:
         models = {"G": run.G, "D": run.D, **({"G_ema": run.G_ema} if run.G_ema is not None else {})}
@@ -218,7 +240,7 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True) -> Path:
                 "progress": {"pretrain_iters": p.pretrain_iters, "d_pretrain_iters": p.d_pretrain_iters,
                              "adversarial_iters": p.adversarial_iters},
                 "training_seconds": round(p.seconds, 1),
-                "best_score": p.best_score if math.isfinite(p.best_score) else None}
+                "best_score": p.best_score if math.isfinite(p.best_score) else None, **(extra or {})}
         checkpoint.save(path, models, info, state)
     return path
 

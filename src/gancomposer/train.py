@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, guard
 from .config import Config, TrainConfig
 from .errors import UserError
 from .losses import feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty, teacher_forced_nll
@@ -72,9 +72,14 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     finally:
         run.monitor.close()
         distributed.leave(run.world)
-    return {"iterations": run.progress.total, "best_score": run.progress.best_score, "main": run.world.main,
-            "checkpoint": str(run.folder / "checkpoints" / f"step-{run.progress.total:06d}.safetensors"),
-            "seconds": time.perf_counter() - run.started}
+    p = run.progress
+    return {"iterations": p.total, "best_score": p.best_score, "main": run.world.main,
+            "checkpoint": str(run.folder / "checkpoints" / f"step-{p.total:06d}.safetensors"),
+            "seconds": time.perf_counter() - run.started,
+            "guard": None if not p.guard_evals else {
+                "best_adversarial_iters": p.guard_best_iter, "best_quality": p.guard_best,
+                "pretrained_quality": p.guard_start, "gain": guard.gain(p), "rollbacks": p.guard_rollbacks,
+                "stopped_early": p.adversarial_stopped}}
 
 
 def run_phases(run: Run) -> None:
@@ -86,9 +91,15 @@ def run_phases(run: Run) -> None:
     while run.progress.d_pretrain_iters < cfg.d_pretrain_iters:
         d_pretrain_step(run)
         end_iteration(run)
-    while run.progress.adversarial_iters < cfg.adversarial_iters:
+    while run.progress.adversarial_iters < cfg.adversarial_iters and not run.progress.adversarial_stopped:
+        if guard.due(run):  # at the start of the phase, then every guard_every iterations
+            guard.check(run)
+            if run.progress.adversarial_stopped:
+                break
         adversarial_step(run)
         end_iteration(run)
+    if cfg.adversarial_iters and guard.due(run, final=True):
+        guard.check(run)  # the phase's last G
     evaluate_and_checkpoint(run, final=True)
 
 
@@ -218,7 +229,7 @@ def evaluate_and_checkpoint(run: Run, final: bool = False) -> None:
         eval_due, checkpoint_due = not eval_due, True
     if run.world.main and eval_due:
         score = validation_score(run)
-        if score < run.progress.best_score:
+        if score < run.progress.best_score and not run.progress.guard_evals:  # once it runs, the guard keeps the best
             run.progress.best_score = score
             save_checkpoint(run, "best", with_state=False)
     if checkpoint_due:

@@ -1,0 +1,109 @@
+"""The quality guard of the adversarial phase: the adversarial phase may only make the music better.
+
+At the start of the phase (G as pre-training left it) and every ``guard_every`` adversarial iterations, G
+composes a fixed set of pieces (fixed latents, fixed sampling seed) that is scored against the validation
+pieces with the code of ``gancomposer evaluate``: mean overlap area, two-sample accuracy and Fréchet distance.
+The guard's quality is ``overlap area - two-sample accuracy`` (higher is better; both lie in [0, 1]).
+
+The best G so far is kept (as ``best.safetensors``, the run's default model, and in memory). After
+``guard_patience`` evaluations in a row below the best, G, its average and D go back to the best weights, the
+optimisers start afresh and G's learning rate is multiplied by ``guard_lr_decay``; after ``guard_rollbacks``
+rollbacks the phase ends early. So a run never hands the user a G worse than where pre-training left it, by
+the same measure the user sees.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from .evaluate import FeatureSet, Reference, compare, feature_set
+from .run import Run, save_checkpoint, stream_seeds
+from .sampling import sample_grids
+
+GUARD_PIECES = 128  # pieces G composes for each guard evaluation
+GUARD_BARS = 4  # bars per piece: one evaluation window each
+
+
+def reference(run: Run, valid_rolls: list) -> tuple[Reference, FeatureSet]:
+    """The validation pieces as the guard compares with them."""
+    ref = Reference("validation", run.encoding, [], list(valid_rolls), run.meter)
+    return ref, feature_set(ref.valid, ref)
+
+
+def due(run: Run, final: bool = False) -> bool:
+    """A guard evaluation is due at the start of the phase, every ``guard_every`` adversarial iterations and
+    (``final``) for the phase's last G, once for each G."""
+    p, every = run.progress, run.cfg.guard_every
+    if every == 0 or p.adversarial_stopped or p.guard_last_iter == p.adversarial_iters:
+        return False
+    return final or p.guard_evals == 0 or p.adversarial_iters % every == 0
+
+
+def score(run: Run) -> dict:
+    """The evaluate row of G's fixed guard pieces against the validation pieces, with the guard's ``quality``."""
+    seeds = stream_seeds(run.cfg.seed)
+    z = torch.randn(GUARD_PIECES, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["guard_latents"]))
+    grids = sample_grids(run.sampler, z.to(run.device), GUARD_BARS * run.steps_per_bar, seed=seeds["guard_sampling"])
+    ref, ref_set = run.guard_reference
+    row = compare(feature_set(list(grids), ref), ref_set, set())
+    keep = ("overlap_area", "two_sample_accuracy", "frechet_distance")
+    return {"quality": row["overlap_area"] - row["two_sample_accuracy"], **{k: row[k] for k in keep}}
+
+
+def check(run: Run) -> dict:
+    """Evaluate G; keep it if it is the best so far, roll back after ``guard_patience`` worse evaluations."""
+    p, cfg = run.progress, run.cfg
+    row = {**score(run), "adversarial_iters": p.adversarial_iters}
+    p.guard_evals += 1
+    p.guard_last_iter = p.adversarial_iters
+    if p.guard_evals == 1:
+        p.guard_start = row["quality"]  # where pre-training left G
+    if row["quality"] > p.guard_best:
+        p.guard_best, p.guard_best_iter, p.guard_worse = row["quality"], p.adversarial_iters, 0
+        run.guard_weights = snapshot(run)
+        save_checkpoint(run, "best", with_state=False, extra={"guard": row})
+    else:
+        p.guard_worse += 1
+        if p.guard_worse >= cfg.guard_patience:
+            rollback(run)
+    run.monitor.scalars({**{f"guard/{k}": v for k, v in row.items() if k != "adversarial_iters"},
+                         "guard/best_quality": p.guard_best, "guard/rollbacks": p.guard_rollbacks,
+                         "guard/lr_g": cfg.lr_g * p.lr_g_scale}, p.total)
+    return row
+
+
+def snapshot(run: Run) -> dict[str, dict[str, torch.Tensor]]:
+    """Copies of the weights a rollback returns to."""
+    nets = {"G": run.G, "D": run.D, **({"G_ema": run.G_ema} if run.G_ema is not None else {})}
+    return {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()}
+
+
+def rollback(run: Run) -> None:
+    """Back to the best weights with fresh optimisers and a lower learning rate for G, or end the phase."""
+    p, cfg = run.progress, run.cfg
+    p.guard_worse = 0
+    if p.guard_rollbacks >= cfg.guard_rollbacks:
+        p.adversarial_stopped = True
+    p.guard_rollbacks += 1
+    p.lr_g_scale *= cfg.guard_lr_decay
+    for name, state in run.guard_weights.items():
+        getattr(run, name).load_state_dict(state)
+    run.opt_g, run.opt_d = adversarial_optimizers(run)
+
+
+def adversarial_optimizers(run: Run) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Fresh Adam optimisers for G and D, G's learning rate scaled by the guard's rollbacks."""
+    cfg = run.cfg
+    betas = (cfg.beta1, cfg.beta2)
+    return (torch.optim.Adam(run.G.parameters(), lr=cfg.lr_g * run.progress.lr_g_scale, betas=betas),
+            torch.optim.Adam(run.D.parameters(), lr=cfg.lr_d, betas=betas))
+
+
+def gain(progress) -> float | None:
+    """Quality of the best G minus that of the pre-trained G (None before the guard has run)."""
+    if progress.guard_evals == 0 or not math.isfinite(progress.guard_best):
+        return None
+    return progress.guard_best - progress.guard_start
