@@ -9,6 +9,7 @@ import torch
 from gancomposer import checkpoint, losses
 from gancomposer.config import PRESETS, Config, TrainConfig, apply, resolve
 from gancomposer.errors import UserError
+from gancomposer.dataset import load_dataset
 from gancomposer.losses import teacher_forced_nll
 from gancomposer.model import build_models
 from gancomposer.train import (TrainingInterrupted, TrainingStopped, clip_gradients, instance_noise_std, train,
@@ -174,7 +175,6 @@ def test_every_option_trains(tiny_data, tmp_path, options):
 
 
 def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):
-    from gancomposer.dataset import load_dataset
 
     ds = load_dataset(tiny_data)
     real = torch.from_numpy(ds.train[:32].copy())
@@ -226,7 +226,6 @@ def test_config_resolution_refuses_unknown_keys_and_bad_types(tmp_path):
 
 
 def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, tmp_path):
-    from gancomposer.dataset import load_dataset
 
     ds = load_dataset(tiny_data)
     real = torch.from_numpy(ds.train[:32].copy())
@@ -307,3 +306,33 @@ def test_the_guard_scores_with_the_evaluate_code(tiny_data, tmp_path):
     assert 0 <= row["overlap_area"] <= 1 and 0 <= row["two_sample_accuracy"] <= 1 and row["frechet_distance"] >= 0
     assert row["quality"] == pytest.approx(row["overlap_area"] - row["two_sample_accuracy"])
     assert s["guard"]["pretrained_quality"] <= s["guard"]["best_quality"]
+
+
+def test_balance_scale_moves_against_ds_held_out_accuracy():
+    from gancomposer.balance import MIN_SCALE, scale_after
+
+    assert scale_after(1.0, 0.9, 0.7, 0.5) < 1.0  # D more accurate than the target: its learning rate falls
+    assert scale_after(0.5, 0.5, 0.7, 0.5) > 0.5  # less accurate: it rises again ...
+    assert scale_after(1.0, 0.5, 0.7, 0.5) == 1.0  # ... but never above lr_d
+    assert scale_after(MIN_SCALE, 1.0, 0.0, 10.0) == MIN_SCALE
+
+
+def test_balance_follows_ds_accuracy_on_held_out_pieces(tiny_data, tmp_path, monkeypatch):
+    from gancomposer import balance
+
+    base = dict(pretrain_iters=2, adversarial_iters=20, lr_d=1e-3, balance_rate=2.0)
+    scales = {}
+    for name, accuracy in (("ahead", 0.95), ("behind", 0.2)):
+        monkeypatch.setattr(balance, "held_out_accuracy", lambda run, logits, a=accuracy: a)
+        s = quiet_train(tiny_data, tmp_path / name, tiny(balance_target=0.7, **base))
+        state = checkpoint.load_state(s["checkpoint"])
+        scales[name] = state["progress"]["lr_d_scale"]
+        assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * scales[name])
+    assert scales["ahead"] < 0.7 and scales["behind"] == 1.0
+    monkeypatch.undo()
+    # the real measurement: D's accuracy on validation windows it never trained on, and on fresh fakes
+    s = quiet_train(tiny_data, tmp_path / "real", tiny(balance_target=0.7, **base))
+    state = checkpoint.load_state(s["checkpoint"])
+    assert 0.0 <= state["progress"]["d_accuracy"] <= 1.0
+    held_out = state["held_out"][0]  # one held-out batch of the validation windows per adversarial iteration
+    assert held_out["pos"] > 0 and len(held_out["order"]) == len(load_dataset(tiny_data).valid)

@@ -79,6 +79,8 @@ class TrainConfig:
     mle_weight: float = setting(0.0, "weight of the likelihood anchor kept in G's adversarial loss")
     ema_decay: float = setting(0.999, "moving average of G's weights used for sampling (0: off)")
     gumbel_tau: float = setting(1.0, "temperature of the Gumbel-softmax gradient")
+    balance_target: float = setting(0.0, "D's held-out accuracy that its learning rate steers toward (0: off)")
+    balance_rate: float = setting(0.05, "how fast D's learning rate follows its held-out accuracy")
     # --- the quality guard of the adversarial phase ---
     guard_every: int = setting(0, "adversarial iterations between quality-guard evaluations (0: no guard)")
     guard_patience: int = setting(3, "guard evaluations in a row below the best before rolling back to it")

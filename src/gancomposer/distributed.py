@@ -86,6 +86,15 @@ def any_process(flag: bool, world: World, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def mean(value: float, world: World, device: torch.device) -> float:
+    """``value`` averaged over the processes."""
+    if world.size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / world.size
+
+
 def gather(obj: Any, world: World) -> list:
     """``obj`` of every process, by rank."""
     if world.size == 1:

@@ -40,7 +40,7 @@ def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
     one changes every run made since)."""
     return {"init": seed, "batches": seed * 7919 + rank, "noise": seed * 1000 + rank + 1, "samples": seed + 12345,
             "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1,
-            "guard_latents": seed + 4242, "guard_sampling": seed + 4243}
+            "guard_latents": seed + 4242, "guard_sampling": seed + 4243, "held_out": seed * 7919 + rank + 77}
 
 
 @dataclass
@@ -58,13 +58,15 @@ class Progress:
     # the quality guard of the adversarial phase (see guard.py)
     guard_evals: int = 0
     guard_last_iter: int = -1  # adversarial iterations done at the last evaluation
-    guard_start: float = math.nan  # quality of the pre-trained G
+    guard_start: float | None = None  # quality of the pre-trained G
     guard_best: float = -math.inf
     guard_best_iter: int = 0  # adversarial iterations done when the best G was made
     guard_worse: int = 0  # evaluations in a row below the best
     guard_rollbacks: int = 0
     lr_g_scale: float = 1.0  # G's adversarial learning rate is lr_g times this
     adversarial_stopped: bool = False  # the guard ended the phase early
+    d_accuracy: float = 0.5  # D's smoothed accuracy on held-out reals and fresh fakes (balance.py)
+    lr_d_scale: float = 1.0  # D's learning rate is lr_d times this
 
     @property
     def total(self) -> int:
@@ -99,6 +101,7 @@ class Run:
     ref_features: np.ndarray  # features of validation windows, for the validation score
     guard_reference: tuple | None = None  # the validation pieces as the quality guard sees them
     guard_weights: dict | None = None  # the best weights so far, where a rollback returns to
+    held_out: Batches | None = None  # batches of validation windows, for the adaptive balance
     progress: Progress = field(default_factory=Progress)
     g_net: torch.nn.Module | None = None  # ... and what training calls (DDP-wrapped under torchrun)
     d_net: torch.nn.Module | None = None
@@ -175,11 +178,13 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
         feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, ds.encoding.steps_per_bar(ds.meter)),
     )
+    if cfg.balance_target:
+        held = torch.from_numpy(np.array(valid))
+        run.held_out = Batches(held, cfg.batch_size, seeds["held_out"], world.rank, min(world.size, len(held)))
     if cfg.guard_every:
         from . import guard
 
-        valid_pieces = ds.piece_rolls("valid") or ds.piece_rolls("train")
-        run.guard_reference = guard.reference(run, valid_pieces)
+        run.guard_reference = guard.reference(run, ds.piece_rolls("train"))
     torch.manual_seed(seeds["noise"])  # each process its own noise
     existing = sorted((run.folder / "checkpoints").glob("step-*.safetensors"))
     if resume:
@@ -213,6 +218,8 @@ def restore(run: Run, path: Path) -> None:
     run.progress = Progress.from_dict(state.get("progress", state.get("counters", {})))
     run.guard_weights = state.get("guard_weights")
     run.batches.load_state_dict(state["batches"][run.world.rank])
+    if run.held_out is not None and state.get("held_out"):
+        run.held_out.load_state_dict(state["held_out"][run.world.rank])
     torch.set_rng_state(state["rng"][run.world.rank])
     if run.device.type == "cuda" and state.get("cuda_rng"):
         torch.cuda.set_rng_state(state["cuda_rng"][run.world.rank])
@@ -232,6 +239,7 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | 
             "rng": distributed.gather(torch.get_rng_state(), world),
             "cuda_rng": distributed.gather(torch.cuda.get_rng_state(device), world) if device.type == "cuda" else [],
             "guard_weights": run.guard_weights,
+            "held_out": distributed.gather(run.held_out.state_dict(), world) if run.held_out else None,
         }
     if run.world.main:
         models = {"G": run.G, "D": run.D, **({"G_ema": run.G_ema} if run.G_ema is not None else {})}
@@ -268,3 +276,15 @@ def write_samples(run: Run) -> None:
                        tempo=run.data_info["tempo"], meter=tuple(run.data_info["meter"]), force=True,
                        skip_silent=True)
     run.monitor.image("samples/piano_roll", render.grids_image(grids), run.progress.total)
+
+
+def summary(run: Run) -> dict:
+    """What ``train`` returns: plain data on the run's progress and its default model."""
+    p = run.progress
+    return {"iterations": p.total, "best_score": p.best_score, "main": run.world.main,
+            "checkpoint": str(run.folder / "checkpoints" / f"step-{p.total:06d}.safetensors"),
+            "seconds": time.perf_counter() - run.started,
+            "guard": None if not p.guard_evals else {
+                "best_adversarial_iters": p.guard_best_iter, "best_quality": p.guard_best,
+                "pretrained_quality": p.guard_start, "gain": p.guard_best - p.guard_start,
+                "rollbacks": p.guard_rollbacks, "stopped_early": p.adversarial_stopped}}

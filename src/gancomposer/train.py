@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checkpoint, distributed, guard
+from . import balance, checkpoint, distributed, guard
 from .config import Config, TrainConfig
 from .errors import UserError
 from .losses import feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty, teacher_forced_nll
 from .model import onehot_to_features, to_onehot
-from .run import Run, save_checkpoint, start, validation_score, write_samples
+from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
 
 class TrainingStopped(UserError):
     """Training cannot go on (non-finite loss, collapse); the message says why and what was kept."""
@@ -72,14 +72,7 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     finally:
         run.monitor.close()
         distributed.leave(run.world)
-    p = run.progress
-    return {"iterations": p.total, "best_score": p.best_score, "main": run.world.main,
-            "checkpoint": str(run.folder / "checkpoints" / f"step-{p.total:06d}.safetensors"),
-            "seconds": time.perf_counter() - run.started,
-            "guard": None if not p.guard_evals else {
-                "best_adversarial_iters": p.guard_best_iter, "best_quality": p.guard_best,
-                "pretrained_quality": p.guard_start, "gain": guard.gain(p), "rollbacks": p.guard_rollbacks,
-                "stopped_early": p.adversarial_stopped}}
+    return summary(run)
 
 
 def run_phases(run: Run) -> None:
@@ -140,6 +133,8 @@ def adversarial_step(run: Run) -> None:
         d = d_step(run, sigma, learn=not frozen)
     loss_g, norm_g = g_step(run, d, sigma)
     p.adversarial_iters += 1
+    if cfg.balance_target:  # D's learning rate follows its accuracy on held-out reals and fresh fakes
+        balance.observe(run, d.fake_logits)
 
     d_real = torch.sigmoid(d.real_logits.detach()).mean().item()
     won = cfg.loss != "wgan-gp" and d_real > 0.99 and p.d_fake < 0.01
@@ -150,7 +145,8 @@ def adversarial_step(run: Run) -> None:
     if _log_due(run):
         run.monitor.scalars({"D/frozen": float(frozen), "loss/d": d.loss.item(), "loss/g": loss_g, "D/real": d_real,
                              "D/fake": p.d_fake, "grad_norm/d": d.grad_norm, "grad_norm/g": norm_g,
-                             "instance_noise": sigma}, p.total)
+                             "instance_noise": sigma, "D/held_out_accuracy": p.d_accuracy,
+                             "D/lr_scale": p.lr_d_scale}, p.total)
         rate = (p.total - run.iterations_at_start) / max(1e-9, time.perf_counter() - run.started)
         run.monitor.status(f"D(x)={d_real:.2f} D(G(z))={p.d_fake:.2f} loss_d={d.loss.item():.3f} "
                            f"loss_g={loss_g:.3f} {rate:.2f} it/s")
