@@ -3,9 +3,9 @@
 For each style and seed: prepare the style's dataset (once, cached), train the recipe under test on a shortened
 schedule, then compose 96 pieces of 8 bars (seed 1234, temperature 1.0) from the run's end of pre-training
 (``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial phase starts) and
-from the run's default model (``best.safetensors``), and evaluate both exactly as ``gancomposer evaluate``
-does against the dataset. Prints one row per run with the difference, and the spread of one model's score
-over three sampling seeds (the sampling noise) once per style.
+from the run's default model (``best.safetensors``) and its last checkpoint, and evaluate them exactly as
+``gancomposer evaluate`` does against the dataset. Prints one row per run with the difference, and the spread
+of one model's score over three sampling seeds (the sampling noise) once per style.
 
 Resumable: each finished run leaves ``OUT/STYLE-sSEED/result.json`` and is skipped next time; an unfinished
 run is continued with ``--resume``. Run it in the background:
@@ -73,8 +73,10 @@ def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str]) ->
         summary = train(data, run, config, resume=resume, progress=False, log=lambda s: None)
         trained.write_text(json.dumps({"minutes": (time.perf_counter() - t) / 60, "guard": summary["guard"]}))
     ck = run / "checkpoints"
+    last = sorted(ck.glob("step-*.safetensors"))[-1]  # the phase's last G (after any rollback of the guard)
     result = {"style": style, "seed": seed, **json.loads(trained.read_text()),
-              "pretrained": score(ck / "pretrained.safetensors", data), "default": score(ck / "best.safetensors", data)}
+              "pretrained": score(ck / "pretrained.safetensors", data), "default": score(ck / "best.safetensors", data),
+              "last": score(last, data)}
     if seed == 0:  # the sampling noise: one model's score over three sampling seeds
         runs = [result["default"]] + [score(ck / "best.safetensors", data, seed=1234 + k) for k in (1, 2)]
         result["noise"] = {k: max(r[k] for r in runs) - min(r[k] for r in runs) for k in HEADLINE}
@@ -95,8 +97,8 @@ def main() -> None:
     print(f"recipe: --preset {args.preset} {' '.join(SHORT + args.overrides)}; "
           f"threads {os.environ.get('OMP_NUM_THREADS', 'auto')}")
     print("| style | seed | minutes | pre-training end: overlap / two-sample / Fréchet | default model | "
-          "gain in overlap | gain in two-sample (lower is better) | both better |")
-    print("|---|---|---|---|---|---|---|---|")
+          "gain in overlap | gain in two-sample (lower is better) | both better | last checkpoint |")
+    print("|---|---|---|---|---|---|---|---|---|")
     better = total = 0
     for style in args.styles.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -106,12 +108,13 @@ def main() -> None:
             both = d_oa > 0 and d_acc < 0
             better, total = better + both, total + 1
             fmt = lambda x: f"{x['overlap_area']:.3f} / {x['two_sample_accuracy']:.3f} / {x['frechet_distance']:.1f}"  # noqa: E731
+            last = fmt(r["last"]) if "last" in r else "-"
             print(f"| {style} | {seed} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | {d_oa:+.3f} | {d_acc:+.3f} | "
-                  f"{'yes' if both else 'no'} |", flush=True)
+                  f"{'yes' if both else 'no'} | {last} |", flush=True)
             if "noise" in r:
                 n = r["noise"]
                 print(f"|  | sampling noise (3 seeds, one model) | | | | ±{n['overlap_area']:.3f} | "
-                      f"±{n['two_sample_accuracy']:.3f} | |", flush=True)
+                      f"±{n['two_sample_accuracy']:.3f} | | |", flush=True)
     print(f"\nthe adversarial phase improved both numbers in {better} of {total} runs")
     sys.stdout.flush()
 

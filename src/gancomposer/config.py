@@ -82,7 +82,7 @@ class TrainConfig:
     balance_target: float = setting(0.0, "D's held-out accuracy that its learning rate steers toward (0: off)")
     balance_rate: float = setting(0.05, "how fast D's learning rate follows its held-out accuracy")
     # --- the quality guard of the adversarial phase ---
-    guard_every: int = setting(0, "adversarial iterations between quality-guard evaluations (0: no guard)")
+    guard_every: int = setting(25, "adversarial iterations between quality-guard evaluations (0: no guard)")
     guard_patience: int = setting(3, "guard evaluations in a row below the best before rolling back to it")
     guard_lr_decay: float = setting(0.5, "G's learning rate is multiplied by this at each rollback")
     guard_rollbacks: int = setting(3, "rollbacks before the guard ends the adversarial phase")
@@ -135,7 +135,8 @@ RENAMED = {"steps": "adversarial_iters", "pretrain_steps": "pretrain_iters", "d_
 PRESETS: dict[str, dict] = {
     # Under a minute on a laptop CPU: for tests and for checking that a set-up works.
     "tiny": dict(g_hidden=32, g_layers=1, d_hidden=16, latent_dim=16, step_noise_dim=4, batch_size=16,
-                 adversarial_iters=30, pretrain_iters=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4),
+                 adversarial_iters=30, pretrain_iters=20, eval_every=15, checkpoint_every=15, log_every=5, samples=4,
+                 guard_every=0),
     # The recipe of the shipped Bach-chorale model (see MODEL_CARD.md).
     # Pre-train G by likelihood, then teach D to spot it (D needs a fast lr_d: at 1e-4 it learns nothing in
     # hundreds of iterations), then a short adversarial phase with a likelihood anchor, D sitting out when far
