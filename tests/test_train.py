@@ -336,3 +336,18 @@ def test_balance_follows_ds_accuracy_on_held_out_pieces(tiny_data, tmp_path, mon
     assert 0.0 <= state["progress"]["d_accuracy"] <= 1.0
     held_out = state["held_out"][0]  # one held-out batch of the validation windows per adversarial iteration
     assert held_out["pos"] > 0 and len(held_out["order"]) == len(load_dataset(tiny_data).valid)
+
+
+def test_guard_steps_aside_with_a_single_training_piece(tmp_path):
+    from helpers import scale_piece, write_piece
+
+    from gancomposer.dataset import PrepareOptions, prepare
+
+    write_piece(tmp_path / "one.mid", scale_piece(bars=8))
+    prepare([str(tmp_path / "one.mid")], tmp_path / "data", options=PrepareOptions(valid_fraction=0.0),
+            progress=False, log=lambda s: None)
+    lines = []
+    s = train(tmp_path / "data", tmp_path / "run", tiny(pretrain_iters=2, adversarial_iters=3, guard_every=1),
+              progress=False, log=lines.append)
+    assert s["guard"] is None and s["iterations"] == 5
+    assert any("quality guard needs at least 2 training pieces" in line for line in lines)

@@ -19,6 +19,7 @@ the same measure the user sees.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 
@@ -28,11 +29,16 @@ from .sampling import sample_grids
 
 GUARD_PIECES = 256  # pieces G composes for each guard evaluation
 GUARD_BARS = 4  # bars per piece: one evaluation window each
+REFERENCE_WINDOWS = 2048  # at most about this many reference windows (their features are computed once)
 
 
 def reference(run: Run, pieces: list) -> tuple[Reference, FeatureSet]:
-    """The (training) pieces as the guard compares with them."""
-    ref = Reference("training pieces", run.encoding, list(pieces), [], run.meter)
+    """The (training) pieces as the guard compares with them: every k-th piece of a large corpus, so that
+    about ``REFERENCE_WINDOWS`` windows remain."""
+    window = GUARD_BARS * run.steps_per_bar
+    windows = sum(max(1, len(p) // window) for p in pieces)
+    step = max(1, min(math.ceil(windows / REFERENCE_WINDOWS), len(pieces) // 2))  # two pieces at least
+    ref = Reference("training pieces", run.encoding, list(pieces[::step]), [], run.meter)
     return ref, feature_set(ref.train, ref)
 
 
@@ -40,7 +46,7 @@ def due(run: Run, final: bool = False) -> bool:
     """A guard evaluation is due at the start of the phase, every ``guard_every`` adversarial iterations and
     (``final``) for the phase's last G, once for each G."""
     p, every = run.progress, run.cfg.guard_every
-    if every == 0 or p.adversarial_stopped or p.guard_last_iter == p.adversarial_iters:
+    if every == 0 or run.guard_reference is None or p.adversarial_stopped or p.guard_last_iter == p.adversarial_iters:
         return False
     return final or p.guard_evals == 0 or p.adversarial_iters % every == 0
 
