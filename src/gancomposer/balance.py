@@ -17,7 +17,7 @@ import math
 import torch
 
 from . import distributed
-from .model import onehot_to_features, to_onehot
+from .model import grid_features
 from .run import Run
 
 SMOOTHING = 0.9  # weight of the past in the smoothed accuracy
@@ -29,7 +29,7 @@ def held_out_accuracy(run: Run, fake_logits: torch.Tensor) -> float:
     averaged over the training processes."""
     real = run.held_out.next().to(run.device)
     with torch.no_grad(), run.amp:
-        logits = run.D(onehot_to_features(to_onehot(real, run.G.states))).logits.float()
+        logits = run.D(grid_features(real, run.G.states)).logits.float()
     acc = 0.5 * ((logits > 0).float().mean().item() + (fake_logits.detach() < 0).float().mean().item())
     return distributed.mean(acc, run.world, run.device)
 

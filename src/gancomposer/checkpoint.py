@@ -95,12 +95,17 @@ def generator_weights(groups: dict[str, dict[str, torch.Tensor]], path: str | os
     return weights
 
 
+def grid_of(info: dict) -> tuple[Encoding, tuple[int, int]]:
+    """The encoding and meter a checkpoint's generator composes in."""
+    data = info["data"]
+    return Encoding.from_dict(data["encoding"]), tuple(data.get("meter", DEFAULT_METER))
+
+
 def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
     """The generator a checkpoint file describes, its weights loaded, and the checkpoint's metadata."""
     groups, info = load(path)
     model_cfg = model_config(info["model"], str(path))  # the network alone: training options play no part
-    enc = Encoding.from_dict(info["data"]["encoding"])
-    meter = tuple(info["data"].get("meter", DEFAULT_METER))
+    enc, meter = grid_of(info)
     g = Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter))
     try:
         g.load_state_dict(generator_weights(groups, path))

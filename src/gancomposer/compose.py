@@ -99,12 +99,11 @@ class Composer:
             path = DEFAULT_MODEL
         file = checkpoint.find(path, prefer="best")
         g, info = checkpoint.load_generator(file)
-        data = info["data"]
-        return cls(g.to(device), Encoding.from_dict(data["encoding"]), tempo=float(data.get("tempo", 100.0)),
+        data, (enc, meter) = info["data"], checkpoint.grid_of(info)
+        return cls(g.to(device), enc, tempo=float(data.get("tempo", 100.0)),
                    program=int(data.get("program", instrument_of(data.get("corpus")))),
                    name=Path(path).stem if Path(path).is_file() else Path(path).name, info=info,
-                   temperature=float(info.get("temperature", 1.0)),
-                   meter=tuple(data.get("meter", DEFAULT_METER)))
+                   temperature=float(info.get("temperature", 1.0)), meter=meter)
 
     @property
     def latent_dim(self) -> int:

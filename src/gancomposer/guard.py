@@ -24,7 +24,7 @@ import math
 import torch
 
 from .evaluate import FeatureSet, Reference, compare, feature_set
-from .run import Run, save_checkpoint, stream_seeds
+from .run import Run, adversarial_optimizers, save_checkpoint, stream_seeds
 from .sampling import sample_grids
 
 GUARD_PIECES = 256  # pieces G composes for each guard evaluation
@@ -87,8 +87,7 @@ def check(run: Run) -> dict:
 
 def snapshot(run: Run) -> dict[str, dict[str, torch.Tensor]]:
     """Copies of the weights a rollback returns to."""
-    nets = {"G": run.G, "D": run.D, **({"G_ema": run.G_ema} if run.G_ema is not None else {})}
-    return {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()}
+    return {name: copy.deepcopy(net.state_dict()) for name, net in run.networks().items()}
 
 
 def rollback(run: Run) -> None:
@@ -99,14 +98,7 @@ def rollback(run: Run) -> None:
         p.adversarial_stopped = True
     p.guard_rollbacks += 1
     p.lr_g_scale *= cfg.guard_lr_decay
+    nets = run.networks()
     for name, state in run.guard_weights.items():
-        getattr(run, name).load_state_dict(state)
-    run.opt_g, run.opt_d = adversarial_optimizers(run)
-
-
-def adversarial_optimizers(run: Run) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Fresh Adam optimisers for G and D, G's learning rate scaled by the guard's rollbacks."""
-    cfg = run.cfg
-    betas = (cfg.beta1, cfg.beta2)
-    return (torch.optim.Adam(run.G.parameters(), lr=cfg.lr_g * run.progress.lr_g_scale, betas=betas),
-            torch.optim.Adam(run.D.parameters(), lr=cfg.lr_d * run.progress.lr_d_scale, betas=betas))
+        nets[name].load_state_dict(state)
+    run.opt_g, run.opt_d = adversarial_optimizers(cfg, run.G, run.D, p)

@@ -58,6 +58,11 @@ def onehot_to_features(onehot: torch.Tensor) -> torch.Tensor:
     return onehot[..., 1:].transpose(-1, -2).reshape(b, t, (s - 1) * p)
 
 
+def grid_features(grid: torch.Tensor, states: int) -> torch.Tensor:
+    """``(B, T, P)`` integer states -> ``(B, T, (S - 1) P)``: how the networks see real pieces."""
+    return onehot_to_features(to_onehot(grid, states))
+
+
 class GeneratorOutput(NamedTuple):
     """What G returns in both of its modes."""
 

@@ -99,7 +99,7 @@ class Run:
     opt_d: torch.optim.Optimizer
     batches: Batches
     ref_features: np.ndarray  # features of validation windows, for the validation score
-    guard_reference: tuple | None = None  # the validation pieces as the quality guard sees them
+    guard_reference: tuple | None = None  # the training pieces as the quality guard sees them
     guard_weights: dict | None = None  # the best weights so far, where a rollback returns to
     held_out: Batches | None = None  # batches of validation windows, for the adaptive balance
     progress: Progress = field(default_factory=Progress)
@@ -136,6 +136,10 @@ class Run:
         on = self.device.type == "cuda" and self.cfg.amp
         return torch.autocast("cuda", dtype=torch.bfloat16) if on else nullcontext()
 
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The networks a checkpoint or a rollback holds: G, D and (when kept) G's moving average."""
+        return {"G": self.G, "D": self.D, **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
+
     def seconds(self) -> float:
         """Training time of the run so far, earlier processes included."""
         return self.seconds_at_start + time.perf_counter() - self.started
@@ -165,18 +169,17 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     seeds = stream_seeds(cfg.seed, world.rank)
 
     torch.manual_seed(seeds["init"])  # identical initial weights on every process
-    G, D = build_models(config.model, ds.encoding, ds.encoding.steps_per_bar(ds.meter))
+    spb = ds.encoding.steps_per_bar(ds.meter)
+    G, D = build_models(config.model, ds.encoding, spb)
     G.init_from_data(windows)
     G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
     valid = ds.valid if len(ds.valid) else ds.train[:256]
     run = Run(
         config, Path(run_dir), ds.encoding, data_info(ds, data_dir), world, device, G, D, G_ema,
-        torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr),
-        torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
-        torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
+        torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr), *adversarial_optimizers(cfg, G, D, Progress()),
         Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
-        feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, ds.encoding.steps_per_bar(ds.meter)),
+        feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, spb),
     )
     if cfg.balance_target:
         held = torch.from_numpy(np.array(valid))
@@ -208,6 +211,15 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     run.started, run.iterations_at_start, run.seconds_at_start = time.perf_counter(), run.progress.total, \
         run.progress.seconds
     return run
+
+
+def adversarial_optimizers(cfg, G: torch.nn.Module, D: torch.nn.Module,
+                           progress: Progress) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Fresh Adam optimisers for G and D at their current learning rates (``lr_g`` and ``lr_d`` scaled by the
+    guard's rollbacks and the balance)."""
+    betas = (cfg.beta1, cfg.beta2)
+    return (torch.optim.Adam(G.parameters(), lr=cfg.lr_g * progress.lr_g_scale, betas=betas),
+            torch.optim.Adam(D.parameters(), lr=cfg.lr_d * progress.lr_d_scale, betas=betas))
 
 
 def restore(run: Run, path: Path) -> None:
@@ -246,14 +258,13 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | 
             "held_out": distributed.gather(run.held_out.state_dict(), world) if run.held_out else None,
         }
     if run.world.main:
-        models = {"G": run.G, "D": run.D, **({"G_ema": run.G_ema} if run.G_ema is not None else {})}
         p = run.progress
         info = {**run.config.to_dict(), "data": run.data_info, "iteration": p.total,
                 "progress": {"pretrain_iters": p.pretrain_iters, "d_pretrain_iters": p.d_pretrain_iters,
                              "adversarial_iters": p.adversarial_iters},
                 "training_seconds": round(p.seconds, 1),
                 "best_score": p.best_score if math.isfinite(p.best_score) else None, **(extra or {})}
-        checkpoint.save(path, models, info, state)
+        checkpoint.save(path, run.networks(), info, state)
     return path
 
 
@@ -277,7 +288,7 @@ def write_samples(run: Run) -> None:
     grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["sample_sampling"])
     folder = run.folder / "samples" / f"step-{run.progress.total:06d}"
     render.write_grids(grids, run.encoding, [folder / f"sample-{i}.mid" for i in range(n)],
-                       tempo=run.data_info["tempo"], meter=tuple(run.data_info["meter"]), force=True,
+                       tempo=run.data_info["tempo"], meter=run.meter, force=True,
                        skip_silent=True)
     run.monitor.image("samples/piano_roll", render.grids_image(grids), run.progress.total)
 

@@ -30,7 +30,7 @@ from . import balance, checkpoint, distributed, guard
 from .config import Config, TrainConfig
 from .errors import UserError
 from .losses import feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty, teacher_forced_nll
-from .model import onehot_to_features, to_onehot
+from .model import grid_features, onehot_to_features
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
 
 class TrainingStopped(UserError):
@@ -157,7 +157,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     with ``learn=False`` D only scores them (it is sitting out)."""
     cfg, states = run.cfg, run.G.states
     real_grid = run.batches.next().to(run.device)
-    real = onehot_to_features(to_onehot(real_grid, states))
+    real = grid_features(real_grid, states)
     b = real.shape[0]
     z = torch.randn(b, run.G.latent_dim, device=run.device)
     with torch.no_grad(), run.amp:
