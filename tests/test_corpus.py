@@ -4,7 +4,7 @@ import json
 import time
 
 from gancomposer.dataset import load_dataset, load_sources
-from gancomposer.encoding import Encoding, PianoRoll, fit_pitch_range, snap_to_grid
+from gancomposer.encoding import Encoding, PianoRoll, pitch_span, snap_to_grid
 from gancomposer.corpora import get_corpus
 
 
@@ -12,7 +12,7 @@ def test_every_bundled_chorale_round_trips(chorales_dir):
     sources = load_sources(get_corpus("bach-chorales").files(), progress=False)
     pieces = [p for s in sources for p in s.pieces]
     assert len(pieces) >= 340
-    enc: Encoding = PianoRoll(4, *fit_pitch_range(pieces))  # through the interface
+    enc: Encoding = PianoRoll(4, *pitch_span(pieces))  # through the interface
     merged = 0
     for p in pieces:
         canon = snap_to_grid(p, 4)

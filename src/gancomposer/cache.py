@@ -7,6 +7,7 @@ SHA-256 plus the reader version, so an edited file is parsed again and a stale c
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -39,22 +40,41 @@ def _entry(sha: str) -> Path:
     return cache_dir() / f"pieces-v{READER_VERSION}" / sha[:2] / f"{sha}.npz"
 
 
+def pieces_to_bytes(pieces: list[Piece]) -> bytes:
+    """``pieces`` as the bytes of an ``.npz`` of plain arrays (what the cache stores and a reader child sends)."""
+    bounds = np.cumsum([0] + [len(p) for p in pieces])
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        pitch=np.concatenate([p.pitch for p in pieces]) if pieces else np.zeros(0, np.int16),
+        start=np.concatenate([p.start for p in pieces]) if pieces else np.zeros(0),
+        duration=np.concatenate([p.duration for p in pieces]) if pieces else np.zeros(0),
+        bounds=bounds,
+        tempo=np.array([p.tempo for p in pieces], dtype=np.float64),
+        ts=np.array([p.time_signature for p in pieces], dtype=np.int64).reshape(-1, 2),
+        names=np.array([p.name for p in pieces], dtype=str),
+    )
+    return buf.getvalue()
+
+
+def pieces_from_bytes(data: bytes) -> list[Piece]:
+    """The inverse of :func:`pieces_to_bytes` (``allow_pickle=False``: plain arrays only)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        bounds = z["bounds"]
+        return [
+            Piece(z["pitch"][a:b], z["start"][a:b], z["duration"][a:b], float(z["tempo"][i]),
+                  tuple(z["ts"][i].tolist()), name)
+            for i, name, a, b in zip(range(len(bounds) - 1), z["names"].tolist(), bounds[:-1], bounds[1:])
+        ]
+
+
 def load_pieces(sha: str) -> list[Piece] | None:
     """The cached pieces of the file with this hash, or None."""
     path = _entry(sha)
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            bounds = z["bounds"]
-            pieces = []
-            for i, name in enumerate(z["names"].tolist()):
-                a, b = bounds[i], bounds[i + 1]
-                pieces.append(Piece(
-                    z["pitch"][a:b], z["start"][a:b], z["duration"][a:b],
-                    float(z["tempo"][i]), tuple(z["ts"][i].tolist()), name,
-                ))
-            return pieces
+        return pieces_from_bytes(path.read_bytes())
     except Exception:  # a damaged entry is simply parsed again
         return None
 
@@ -62,17 +82,7 @@ def load_pieces(sha: str) -> list[Piece] | None:
 def store_pieces(sha: str, pieces: list[Piece]) -> None:
     """Cache ``pieces`` under the file hash ``sha`` (atomically; errors are ignored, a cache is optional)."""
     try:
-        bounds = np.cumsum([0] + [len(p) for p in pieces])
-        with atomic_path(_entry(sha)) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f,
-                pitch=np.concatenate([p.pitch for p in pieces]),
-                start=np.concatenate([p.start for p in pieces]),
-                duration=np.concatenate([p.duration for p in pieces]),
-                bounds=bounds,
-                tempo=np.array([p.tempo for p in pieces]),
-                ts=np.array([p.time_signature for p in pieces], dtype=np.int64).reshape(-1, 2),
-                names=np.array([p.name for p in pieces], dtype=str),
-            )
+        with atomic_path(_entry(sha)) as tmp:
+            tmp.write_bytes(pieces_to_bytes(pieces))
     except OSError:
         pass

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from .config import from_stored, model_config
 from .encoding import DEFAULT_METER, Encoding
 from .errors import UserError
-from .files import atomic_path
+from .files import atomic_path, disk_error
 from .model import Generator
 
 CHECKPOINT_VERSION = 2
@@ -37,11 +37,14 @@ def save(path: str | os.PathLike, models: dict[str, torch.nn.Module], info: dict
         for key, value in module.state_dict().items()
     }
     meta = {"gancomposer": json.dumps({"checkpoint_version": CHECKPOINT_VERSION, **info})}
-    if state is not None:  # state first: a checkpoint never points at a missing resume file
-        with atomic_path(state_path(path)) as tmp:
-            torch.save(state, tmp)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    try:
+        if state is not None:  # state first: a checkpoint never points at a missing resume file
+            with atomic_path(state_path(path)) as tmp:
+                torch.save(state, tmp)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    except (OSError, RuntimeError) as e:  # a full disk: the earlier checkpoints are intact
+        raise disk_error(e, path) from None
 
 
 def state_path(path: str | os.PathLike) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -364,20 +365,34 @@ def _add_compose_commands(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so temporaries are removed and work is kept
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status. User errors print one line, never a traceback."""
+    """Entry point; returns the exit status. User and operating-system errors print one line, never a
+    traceback."""
+    from .files import disk_error
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         args = build_parser().parse_args(argv)  # inside: --help-config prints while parsing
         return args.func(args)
     except UserError as e:
         print(f"gancomposer: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("gancomposer: interrupted", file=sys.stderr)
-        return 130
+    except MemoryError:
+        print("gancomposer: error: out of memory", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `gancomposer ... | head` closed the pipe: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # keep the exit-time flush quiet
         return 0
+    except OSError as e:  # a full disk, a folder that went read-only: the system's reason, in one line
+        print(f"gancomposer: error: {disk_error(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gancomposer: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ The split into train and validation is by piece, never by window, so no bar of a
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,11 +30,12 @@ from tqdm import tqdm
 from . import cache
 from .corpora import DEFAULT_CORPUS, get_corpus
 from .encoding import DEFAULT_METER, Encoding, PianoRoll, fit_pitch_range, in_range
-from .files import atomic_path, write_json_atomic
+from .files import atomic_path, check_writable_folder, staged_folder, write_json_atomic
 from .io import MIDI_SUFFIXES, Limits, check_file, find_music_files, read_file
+from .processes import die_with_parent
 from .errors import UserError
 from .piece import Piece
-from .theory import shift_to_c
+from .theory import pitch_name, shift_to_c
 
 FORMAT_VERSION = 1
 
@@ -87,6 +90,13 @@ def _load_one(args: tuple[str, Limits]) -> Source:
     return src
 
 
+def _quiet_worker() -> None:
+    """Pool workers leave Ctrl-C to the parent (which ends them) and die with it, so no worker prints a
+    traceback when ``prepare`` is interrupted or killed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
 def load_sources(
     files: list[Path], limits: Limits = Limits(), *, workers: int | None = None, progress: bool = True
 ) -> list[Source]:
@@ -101,7 +111,7 @@ def load_sources(
             bar.update()
     else:
         chunk = max(1, min(64, len(jobs) // (workers * 8)))
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
             for src in pool.imap(_load_one, jobs, chunksize=chunk):
                 out.append(src)
                 bar.update()
@@ -140,9 +150,35 @@ def windows_of(roll: np.ndarray, window: int, hop: int, min_fill: float) -> list
 
 
 def transpositions(piece: Piece, enc: PianoRoll, lo: int, hi: int) -> list[int]:
-    """The shifts in ``lo..hi`` that keep every note of ``piece`` inside the pitch range."""
-    pmin, pmax = int(piece.pitch.min()), int(piece.pitch.max())
-    return [t for t in range(lo, hi + 1) if pmin + t >= enc.low and pmax + t <= enc.high]
+    """The shifts in ``lo..hi`` that keep every in-range note of ``piece`` inside the pitch range (0 always)."""
+    kept = piece.pitch[in_range(piece, enc)]
+    if not len(kept):
+        return [0]
+    pmin, pmax = int(kept.min()), int(kept.max())
+    return sorted({0} | {t for t in range(lo, hi + 1) if pmin + t >= enc.low and pmax + t <= enc.high})
+
+
+def meter_problem(meter: tuple[int, int], steps_per_quarter: int, max_bar_quarters: float) -> str | None:
+    """Why a piece's time signature cannot place whole-bar windows on its bar lines, or None when it can."""
+    num, den = meter
+    if num <= 0 or den <= 0 or den & (den - 1) or den > 64:
+        return f"time signature {num}/{den} is not a meter"
+    quarters = num * 4 / den
+    steps = quarters * steps_per_quarter
+    if steps < 1 or abs(steps - round(steps)) > 1e-9:
+        return (f"time signature {num}/{den}: a bar of {quarters:g} quarter notes does not fill whole steps "
+                f"of a {steps_per_quarter}-per-quarter grid")
+    if quarters > max_bar_quarters:
+        return (f"time signature {num}/{den}: a bar of {quarters:g} quarter notes is longer than a training "
+                f"window ({max_bar_quarters:g})")
+    return None
+
+
+def hop_steps(meter: tuple[int, int], hop_bars: int, steps_per_quarter: int) -> int:
+    """Steps between window starts: ``hop_bars`` bars of the piece's meter, at least one quarter note, so a
+    piece in 1/16 cannot flood the dataset with windows."""
+    bar = round(meter[0] * 4 * steps_per_quarter / meter[1])
+    return bar * max(hop_bars, -(-steps_per_quarter // bar))
 
 
 def prepare(
@@ -157,66 +193,129 @@ def prepare(
     """Read, encode, window and split music into the dataset folder ``out``; returns the manifest.
 
     Unusable files are skipped, each reported by ``log`` in one line. Raises :class:`UserError` when no
-    file gave a usable piece.
+    file gave a usable piece. The folder is built beside ``out`` and swapped in only when complete, so an
+    interrupted ``prepare`` leaves the previous dataset (or none), never a mix.
     """
-    out = Path(out)
+    out = check_dataset_target(out)
     files, missing = find_music_files(paths)
     if corpus or not paths:
         files = get_corpus(corpus or DEFAULT_CORPUS).files() + files
-    skipped = [{"path": p, "reason": r} for p, r in missing]
-    sources = load_sources(files, options.limits, progress=progress)
-    skipped += [{"path": s.path, "reason": s.error} for s in sources if s.error]
-    for item in skipped:
-        log(f"skipped {item['path']}: {item['reason']}")
+    with staged_folder(out) as staging:  # made first: an unwritable --out fails before any parsing
+        skipped = [{"path": p, "reason": r} for p, r in missing]
+        sources = load_sources(files, options.limits, progress=progress)
+        pieces, dropped = _usable_pieces(sources, options)
+        skipped += [{"path": s.path, "reason": s.error} for s in sources if s.error] + dropped
+        if pieces and options.pitch_range:
+            enc = PianoRoll(options.steps_per_quarter, *options.pitch_range)
+        elif pieces:  # a fitted range: a piece mostly outside it is a stray, not the style
+            enc = PianoRoll(options.steps_per_quarter, *fit_pitch_range([p for _, _, p in pieces]))
+            pieces, outside = _mostly_in_range(pieces, enc)
+            skipped += outside
+        for item in skipped:
+            log(f"skipped {item['path']}: {item['reason']}")
+        if not pieces:
+            raise UserError(f"no usable piece among {len(files) + len(missing)} input path(s)")
+        manifest = _build(pieces, enc, options, staging)
+        manifest.update({
+            "corpus": corpus if (corpus or not paths) else None,
+            "sources": [
+                {"path": s.path, "sha256": s.sha256, "pieces": len(s.pieces)} for s in sources if not s.error
+            ],
+            "skipped": skipped,
+        })
+        manifest["counts"].update({"files": len(files) + len(missing),
+                                   "skipped_files": sum(1 for s in skipped if "piece" not in s)})
+        write_json_atomic(staging / "manifest.json", manifest)
+    return manifest
 
-    pieces: list[tuple[Source, int, Piece]] = []
+
+def check_dataset_target(out: str | os.PathLike) -> Path:
+    """``out`` as a dataset folder to (re)write: refused in one line if it cannot be written, or if it holds
+    something other than a dataset (it is replaced whole)."""
+    out = check_writable_folder(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise UserError(f"--out {out} is a folder with other files in it, not a dataset; choose a new folder")
+    return out
+
+
+def _usable_pieces(sources: list[Source], options: PrepareOptions) -> tuple[list[tuple[Source, int, Piece]],
+                                                                           list[dict]]:
+    """The pieces that can be windowed, and one ``skipped`` entry per piece that cannot (its file is marked
+    unusable when none of its pieces is left)."""
+    pieces, dropped = [], []
     for src in sources:
+        kept = 0
         for i, piece in enumerate(src.pieces):
+            problem = meter_problem(piece.time_signature, options.steps_per_quarter,
+                                    options.window_bars * 4 * DEFAULT_METER[0] / DEFAULT_METER[1])
+            if problem:
+                if len(src.pieces) > 1:
+                    dropped.append({"path": f"{src.path}#{i + 1}", "piece": i + 1, "reason": problem})
+                else:
+                    src.error = problem
+                continue
             if options.normalize_key:
                 piece = piece.transpose(shift_to_c(piece))
             pieces.append((src, i, piece))
-    if not pieces:
-        raise UserError(f"no usable piece among {len(files) + len(missing)} input path(s)")
+            kept += 1
+        if src.pieces and not kept and not src.error:
+            src.error = "no piece in a usable meter"
+        if src.error:
+            src.pieces = []
+    return pieces, dropped
 
-    spq = options.steps_per_quarter
-    lo, hi = options.pitch_range or fit_pitch_range([p for _, _, p in pieces])
-    enc = PianoRoll(spq, lo, hi)
+
+def _mostly_in_range(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll
+                     ) -> tuple[list[tuple[Source, int, Piece]], list[dict]]:
+    """Leave out (with a reason) the pieces with half or more of their notes outside the pitch range: such a
+    piece is not in the style (a stray file), and what would be left of it is not music."""
+    kept, skipped = [], []
+    for src, i, piece in pieces:
+        outside = int((~in_range(piece, enc)).sum())
+        if 2 * outside >= len(piece):
+            reason = (f"{outside} of {len(piece)} notes lie outside the pitch range "
+                      f"{pitch_name(enc.low)}-{pitch_name(enc.high)} of the others")
+            if len(src.pieces) == 1:
+                src.error = reason
+                skipped.append({"path": src.path, "reason": reason})
+            else:
+                skipped.append({"path": f"{src.path}#{i + 1}", "piece": i + 1, "reason": reason})
+        else:
+            kept.append((src, i, piece))
+    return kept, skipped
+
+
+def _build(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll, options: PrepareOptions, folder: Path) -> dict:
+    """Encode, window and split ``pieces``; write the arrays into ``folder``; return the manifest's body."""
     meter = DEFAULT_METER  # what windows and the networks' bar positions assume, recorded in the manifest
     window = options.window_bars * enc.steps_per_bar(meter)
     keys = [f"{src.sha256}#{i}" for src, i, _ in pieces]
     splits = split_pieces(keys, options.valid_fraction, options.seed)
 
     data = _encode_and_window(pieces, splits, enc, window, options)
-    _write_arrays(out, data, window, enc)
+    arrays = _write_arrays(folder, data, window, enc)
 
     opts = asdict(options)
     opts["limits"] = asdict(options.limits)
-    manifest = {
+    return {
         "format_version": FORMAT_VERSION,
         "encoding": enc.to_dict(),
         "window_steps": window,
         "meter": list(meter),
         "tempo": float(np.median([p.tempo for _, _, p in pieces])),  # quarter notes per minute, for decoding
         "options": opts,
-        "corpus": corpus if (corpus or not paths) else None,
         "counts": {
-            "files": len(files) + len(missing),
-            "skipped_files": len(skipped),
             "pieces": len(pieces),
             "train_pieces": splits.count("train"),
             "valid_pieces": splits.count("valid"),
             "train_windows": len(data.windows["train"]),
             "valid_windows": len(data.windows["valid"]),
             "notes_out_of_range": data.dropped_notes,
+            "pieces_with_notes_out_of_range": data.pieces_out_of_range,
         },
-        "sources": [
-            {"path": s.path, "sha256": s.sha256, "pieces": len(s.pieces)} for s in sources if not s.error
-        ],
-        "skipped": skipped,
+        "arrays": arrays,
         "pieces": data.piece_rows,
     }
-    write_json_atomic(out / "manifest.json", manifest)
-    return manifest
 
 
 @dataclass
@@ -228,6 +327,7 @@ class _Encoded:
     index: dict[str, list] = field(default_factory=lambda: {"train": [], "valid": []})  # (piece, step, shift)
     piece_rows: list[dict] = field(default_factory=list)
     dropped_notes: int = 0
+    pieces_out_of_range: int = 0
 
 
 def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: PianoRoll, window: int,
@@ -235,10 +335,12 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str
     """Encode each piece, cut its windows on its own bar lines, and add transposed copies of training pieces."""
     data, offset = _Encoded(), 0
     for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
-        data.dropped_notes += int((~in_range(piece, enc)).sum())
+        outside = int((~in_range(piece, enc)).sum())
+        data.dropped_notes += outside
+        data.pieces_out_of_range += outside > 0
         roll = enc.encode(piece)
         data.rolls.append(roll)
-        hop = options.hop_bars * enc.steps_per_bar(piece.time_signature)
+        hop = hop_steps(piece.time_signature, options.hop_bars, enc.steps_per_quarter)
         shifts = transpositions(piece, enc, *options.transpose) if split == "train" else [0]
         starts = windows_of(roll, window, hop, options.min_fill)
         for t in shifts:
@@ -256,14 +358,24 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str
     return data
 
 
-def _write_arrays(out: Path, data: _Encoded, window: int, enc: PianoRoll) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+ARRAYS = ("train", "valid", "train_index", "valid_index", "rolls")
+
+
+def _write_arrays(out: Path, data: _Encoded, window: int, enc: PianoRoll) -> dict:
+    """Write the arrays; return, per array, its shape, dtype and SHA-256 for the manifest (checked on load)."""
+    arrays = {}
     for split in ("train", "valid"):
         w = data.windows[split]
-        _save_npy(out / f"{split}.npy", np.stack(w) if w else np.zeros((0, window, enc.n_pitches), np.uint8))
-        _save_npy(out / f"{split}_index.npy", np.asarray(data.index[split], dtype=np.int32).reshape(-1, 3))
-    rolls = np.concatenate(data.rolls) if data.rolls else np.zeros((0, enc.n_pitches), np.uint8)
-    _save_npy(out / "rolls.npy", rolls)
+        arrays[split] = np.stack(w) if w else np.zeros((0, window, enc.n_pitches), np.uint8)
+        arrays[f"{split}_index"] = np.asarray(data.index[split], dtype=np.int32).reshape(-1, 3)
+    arrays["rolls"] = np.concatenate(data.rolls) if data.rolls else np.zeros((0, enc.n_pitches), np.uint8)
+    record = {}
+    for name in ARRAYS:
+        arr = np.ascontiguousarray(arrays[name])
+        _save_npy(out / f"{name}.npy", arr)
+        record[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype),
+                        "sha256": hashlib.sha256(arr.data).hexdigest()}
+    return record
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -305,23 +417,53 @@ class Dataset:
         ]
 
 
-def load_dataset(root: str | os.PathLike) -> Dataset:
-    """Open a folder written by :func:`prepare`; a clear error if it is not one."""
+def load_dataset(root: str | os.PathLike, *, verify: bool = True) -> Dataset:
+    """Open a folder written by :func:`prepare`; one clear line if it is not one, or is damaged.
+
+    Every array's shape and dtype is checked against the manifest, and (``verify``) its bytes against the
+    SHA-256 recorded there, so a corrupted or mixed-up folder never trains silently.
+    """
     root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
         raise UserError(f"{root}: not a dataset folder (no manifest.json); make one with `gancomposer prepare`")
-    import json
-
     try:
         manifest = json.loads(manifest_path.read_text())
+        if not isinstance(manifest, dict):
+            raise ValueError("the manifest is not a JSON object")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{root}: dataset format {manifest.get('format_version')}, expected {FORMAT_VERSION}; "
-                             "prepare it again")
-        arrays = {
-            name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in ("train", "valid", "train_index", "valid_index", "rolls")
-        }
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{root}: damaged dataset folder ({e}); prepare it again") from None
-    return Dataset(root, manifest, Encoding.from_dict(manifest["encoding"]), **arrays)
+                            "prepare it again")
+        encoding = Encoding.from_dict(manifest["encoding"])
+        arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+        _check_arrays(manifest, encoding, arrays, verify)
+    except UserError:
+        raise
+    except Exception as e:  # whatever is wrong inside the folder, the answer is the same: prepare it again
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        if isinstance(e, KeyError):
+            reason = f"the manifest has no {e}"
+        raise UserError(f"{root}: damaged dataset folder ({reason}); prepare it again") from None
+    return Dataset(root, manifest, encoding, **arrays)
+
+
+def _check_arrays(manifest: dict, enc: Encoding, arrays: dict[str, np.ndarray], verify: bool) -> None:
+    """Raise ValueError naming the first array that does not match what the manifest says it holds."""
+    counts, window = manifest["counts"], int(manifest["window_steps"])
+    steps = sum(int(p["steps"]) for p in manifest["pieces"])
+    expected = {
+        "train": (counts["train_windows"], window, enc.cells), "valid": (counts["valid_windows"], window, enc.cells),
+        "train_index": (counts["train_windows"], 3), "valid_index": (counts["valid_windows"], 3),
+        "rolls": (steps, enc.cells),
+    }
+    recorded = manifest.get("arrays")  # absent in datasets written by 0.1.0
+    for name, arr in arrays.items():
+        shape = tuple(recorded[name]["shape"]) if recorded else expected[name]
+        if arr.shape != shape or shape != tuple(expected[name]):
+            raise ValueError(f"{name}.npy holds {arr.shape}, the manifest says {shape}")
+        if recorded and str(arr.dtype) != recorded[name]["dtype"]:
+            raise ValueError(f"{name}.npy holds {arr.dtype}, the manifest says {recorded[name]['dtype']}")
+        if verify and recorded and hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest() != recorded[name]["sha256"]:
+            raise ValueError(f"{name}.npy does not match the checksum in the manifest")
+        if verify and not recorded and name in ("train", "valid", "rolls") and arr.size and arr.max() >= enc.states:
+            raise ValueError(f"{name}.npy holds values outside the encoding's {enc.states} states")

@@ -140,13 +140,51 @@ class PianoRoll(Encoding):
 ENCODINGS: dict[str, type[Encoding]] = {PianoRoll.kind: PianoRoll}
 
 
-def fit_pitch_range(pieces: list[Piece]) -> tuple[int, int]:
+def pitch_span(pieces: list[Piece]) -> tuple[int, int]:
     """The lowest and highest pitch used across ``pieces``."""
     used = [p.pitch for p in pieces if len(p)]
     if not used:
         raise ValueError("cannot fit a pitch range to pieces without notes")
     allp = np.concatenate(used)
     return int(allp.min()), int(allp.max())
+
+
+#: A group of pitches cut off from the rest by more than this many unused semitones is an outlier candidate.
+OUTLIER_GAP = 12
+
+
+def fit_pitch_range(pieces: list[Piece], coverage: float = 0.999) -> tuple[int, int]:
+    """A pitch range for training that one odd file cannot widen.
+
+    Pitches fall into groups separated by gaps of more than an octave. A group is kept when it is the largest,
+    or when it holds at least 1 % of the notes and more than one piece uses it (any piece, if there is only
+    one), so stray notes of a single file far above or below the style are left out. Within what is kept, the
+    range is the narrowest one holding ``coverage`` of the notes, the rest split evenly between the two ends.
+    Notes outside are dropped when encoding (counted with :func:`in_range`).
+    """
+    used = [p for p in pieces if len(p)]
+    if not used:
+        raise ValueError("cannot fit a pitch range to pieces without notes")
+    uses = np.zeros((len(used), 128), bool)  # which pitches each piece uses
+    counts = np.zeros(128, np.int64)
+    for i, p in enumerate(used):
+        pitches = np.clip(p.pitch.astype(np.int64), 0, 127)
+        counts += np.bincount(pitches, minlength=128)
+        uses[i, pitches] = True
+    total, min_support = counts.sum(), min(2, len(used))
+    present = np.flatnonzero(counts)
+    groups = np.split(present, np.flatnonzero(np.diff(present) > OUTLIER_GAP + 1) + 1)
+    largest = max(range(len(groups)), key=lambda i: counts[groups[i]].sum())
+    keep = [g for i, g in enumerate(groups) if i == largest
+            or (counts[g].sum() >= 0.01 * total and uses[:, g].any(axis=1).sum() >= min_support)]
+    lo, hi = int(min(g[0] for g in keep)), int(max(g[-1] for g in keep))
+    kept = counts.copy()
+    kept[:lo] = kept[hi + 1:] = 0
+    tail = (1.0 - coverage) / 2 * kept.sum()
+    below, above = np.cumsum(kept), np.cumsum(kept[::-1])[::-1]
+    lo = max(lo, int(np.flatnonzero(below > tail)[0]))
+    hi = min(hi, int(np.flatnonzero(above > tail)[-1]))
+    return lo, hi
 
 
 def grid_times(piece: Piece, steps_per_quarter: int) -> tuple[np.ndarray, np.ndarray]:

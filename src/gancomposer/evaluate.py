@@ -17,7 +17,7 @@ import numpy as np
 
 from . import cache
 from .dataset import load_dataset, load_sources, prepare, split_pieces
-from .encoding import DEFAULT_METER, PianoRoll, fit_pitch_range
+from .encoding import DEFAULT_METER, PianoRoll, pitch_span
 from .errors import UserError
 from .files import write_bytes_atomic, write_json_atomic
 from .io import find_music_files
@@ -125,7 +125,7 @@ def read_rolls(paths: list[str], enc: PianoRoll | None = None, *, steps_per_quar
         pieces.extend(s.pieces)
     if not pieces:
         raise UserError(f"no usable piece in {', '.join(map(str, paths))}")
-    enc = enc or PianoRoll(steps_per_quarter, *fit_pitch_range(pieces))
+    enc = enc or PianoRoll(steps_per_quarter, *pitch_span(pieces))
     return [enc.encode(p) for p in pieces], enc
 
 

@@ -21,7 +21,11 @@ class Limits:
     """Caps that keep one hostile file from hanging the run or exhausting memory."""
 
     max_bytes: int = 4 * 1024 * 1024
+    max_unpacked_bytes: int = 32 * 1024 * 1024  # what a compressed score (.mxl) may expand to
+    memory_bytes: int = 1024 * 1024 * 1024  # address space a score parser may use beyond its start
     max_notes: int = 100_000
+    max_tracks: int = 1024
+    max_pieces: int = 1000  # tunes in one (ABC) file
     max_quarters: float = 8192.0
     timeout_s: float = 60.0
     include_drums: bool = False
@@ -87,11 +91,11 @@ def read_file(path: str | os.PathLike, limits: Limits = Limits()) -> list[Piece]
     if suffix in MIDI_SUFFIXES:
         from .midi import read_midi
 
-        pieces = [read_midi(path, include_drums=limits.include_drums)]
+        pieces = [read_midi(path, include_drums=limits.include_drums, max_tracks=limits.max_tracks)]
     elif suffix in SCORE_SUFFIXES:
         from .score import read_score
 
-        pieces = read_score(path, timeout_s=limits.timeout_s)
+        pieces = read_score(path, limits)
     else:
         raise UserError(f"unknown file type {suffix!r}; expected one of {', '.join(MUSIC_SUFFIXES)}")
     usable = []

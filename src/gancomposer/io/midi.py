@@ -17,8 +17,20 @@ from ..piece import Piece
 TICKS_PER_QUARTER = 480
 
 
-def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Piece:
-    """Read a format 0 or 1 MIDI file; notes of all (non-drum) tracks are merged into one piece."""
+def read_midi(path: str | os.PathLike, *, include_drums: bool = False, max_tracks: int = 1024) -> Piece:
+    """Read a format 0 or 1 MIDI file; notes of all (non-drum) tracks are merged into one piece.
+
+    The time signature is kept as written (``prepare`` judges whether it can be used); an unusable tempo
+    becomes 120 quarter notes per minute.
+    """
+    with open(path, "rb") as f:
+        head = f.read(14)
+    if head[:4] == b"MThd" and len(head) == 14:
+        fmt, tracks = int.from_bytes(head[8:10], "big"), int.from_bytes(head[10:12], "big")
+        if fmt == 2:
+            raise UserError("MIDI format 2 (independent sequences, not one piece) is not supported")
+        if tracks > max_tracks:
+            raise UserError(f"{tracks:,} tracks, over the cap of {max_tracks:,}")
     try:
         score = symusic.Score(str(path))
     except Exception as e:  # symusic raises RuntimeError with a message for every malformed file
@@ -42,9 +54,7 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Piece:
         tempo = 120.0
     ts = (4, 4)
     if len(score.time_signatures):
-        first = score.time_signatures[0]
-        if first.numerator > 0 and first.denominator in (1, 2, 4, 8, 16, 32):
-            ts = (int(first.numerator), int(first.denominator))
+        ts = (int(score.time_signatures[0].numerator), int(score.time_signatures[0].denominator))
     return Piece(pitch[keep], start[keep], duration[keep], tempo, ts, Path(path).name, velocity[keep])
 
 

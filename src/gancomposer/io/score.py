@@ -1,62 +1,76 @@
-"""MusicXML, ABC and Humdrum through music21 (slow, pure Python: parsed under a time limit)."""
+"""MusicXML, ABC and Humdrum through music21 (slow, pure Python: parsed in a child under time and memory limits)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..cache import pieces_from_bytes, pieces_to_bytes
 from ..errors import UserError
 from ..piece import Piece
+from ..processes import run_limited
 
 
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`UserError` if the block runs longer than ``seconds`` (main thread only, Unix)."""
-    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-    if not usable or seconds <= 0:
-        yield
-        return
+def check_archive(path: Path, max_unpacked_bytes: int) -> None:
+    """Refuse a compressed score that would expand past the cap (a "zip bomb"), before anything unpacks it.
 
-    def expire(signum, frame):
-        raise UserError(f"parsing took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    The sizes an archive declares are what Python's zip reader stops at (and checks), so they bound the parse.
+    """
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise UserError(f"not a valid MXL file ({str(e)[:120] or 'damaged archive'})") from None
+    unpacked = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if unpacked > max_unpacked_bytes:
+        raise UserError(f"compressed score expands to {unpacked / 2**20:,.0f} MiB, over the cap of "
+                        f"{max_unpacked_bytes / 2**20:,.0f} MiB")
+    if unpacked > 1 << 20 and unpacked / packed > 200:
+        raise UserError(f"compressed score expands {unpacked / packed:,.0f} times, a sign of a zip bomb")
 
 
-def read_score(path: str | os.PathLike, *, timeout_s: float = 60.0) -> list[Piece]:
-    """Read a MusicXML, ABC or Humdrum file; an ABC file with several tunes gives one piece per tune."""
+def read_score(path: str | os.PathLike, limits=None) -> list[Piece]:
+    """Read a MusicXML, ABC or Humdrum file; an ABC file with several tunes gives one piece per tune.
+
+    The parse runs in a child process under ``limits`` (wall time, memory), so neither a parser stuck in C
+    nor an exploding document can hang or exhaust the caller.
+    """
+    import music21.converter  # noqa: F401 - imported here, once, so each child starts with it loaded
+
+    from . import Limits
+
+    limits = limits or Limits()
+    path = Path(path)
+    if path.suffix.lower() == ".mxl":
+        check_archive(path, limits.max_unpacked_bytes)
+    if path.suffix.lower() == ".abc":
+        tunes = sum(1 for line in path.read_bytes().splitlines() if line.lstrip().startswith(b"X:"))
+        if tunes > limits.max_pieces:
+            raise UserError(f"{tunes:,} tunes, over the cap of {limits.max_pieces:,} in one file")
+    data = run_limited(lambda: pieces_to_bytes(_parse(path)), timeout_s=limits.timeout_s,
+                       memory_bytes=limits.memory_bytes)
+    return pieces_from_bytes(data)
+
+
+def _parse(path: Path) -> list[Piece]:
     from music21 import converter, stream
 
-    path = Path(path)
-    with time_limit(timeout_s), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             # forceSource: never read music21's own pickle cache (we unpickle nothing).
             parsed = converter.parse(str(path), forceSource=True)
-        except UserError:
-            raise
         except Exception as e:
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise UserError(f"not a valid {path.suffix.lstrip('.').upper()} file ({msg})") from None
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
-        pieces = []
-        for i, score in enumerate(scores):
-            name = path.name if len(scores) == 1 else f"{path.name}#{i + 1}"
-            pieces.append(score_to_piece(score, name))
-    return pieces
+        return [score_to_piece(score, path.name if len(scores) == 1 else f"{path.name}#{i + 1}")
+                for i, score in enumerate(scores)]
 
 
 def score_to_piece(score, name: str) -> Piece:
