@@ -105,16 +105,34 @@ def grid_of(info: dict) -> tuple[Encoding, tuple[int, int]]:
 
 
 def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
-    """The generator a checkpoint file describes, its weights loaded, and the checkpoint's metadata."""
+    """The generator a checkpoint file describes, its weights loaded, and the checkpoint's metadata.
+
+    The stored settings are checked against the weights' shapes before the network is built, so edited
+    metadata cannot make it allocate a network the weights do not describe.
+    """
     groups, info = load(path)
-    model_cfg = model_config(info["model"], str(path))  # the network alone: training options play no part
-    enc, meter = grid_of(info)
-    g = Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter))
     try:
-        g.load_state_dict(generator_weights(groups, path))
-    except RuntimeError as e:
-        raise UserError(f"{path}: weights do not fit the stored config ({str(e).splitlines()[0]})") from None
+        model_cfg = model_config(info["model"], str(path))  # the network alone: training options play no part
+        enc, meter = grid_of(info)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: damaged checkpoint settings ({e})") from None
+    weights = generator_weights(groups, path)
+    g = built_to_fit(lambda: Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter)), weights, path)
+    g.load_state_dict(weights)
     return g, info
+
+
+def built_to_fit(build, weights: dict[str, torch.Tensor], path: str | os.PathLike) -> torch.nn.Module:
+    """``build()``, once a shape-only build (on the meta device: no memory) shows that ``weights`` fit it."""
+    with torch.device("meta"):
+        probe = build()
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if expected != found:
+        key = next((k for k in sorted(expected.keys() | found.keys()) if expected.get(k) != found.get(k)))
+        raise UserError(f"{path}: the stored settings do not fit the weights ({key}: settings give "
+                        f"{expected.get(key, 'nothing')}, the file holds {found.get(key, 'nothing')})")
+    return build()
 
 
 def load_state(path: str | os.PathLike) -> dict:
@@ -122,7 +140,16 @@ def load_state(path: str | os.PathLike) -> dict:
     sp = state_path(path)
     if not sp.is_file():
         raise UserError(f"{path}: no resume state ({sp.name}) beside it")
-    return torch.load(sp, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(sp, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, or a pickle that asks for code (refused: nothing ran)
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            reason = "it asks to run code, which is refused"
+        raise UserError(f"{sp}: not a valid resume state ({reason})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{sp}: not a valid resume state (not a dictionary)")
+    return state
 
 
 def find(run_or_file: str | os.PathLike, prefer: str = "best") -> Path:
@@ -155,8 +182,10 @@ def export_generator(source: str | os.PathLike, out: str | os.PathLike, extra: d
     src = find(source, prefer="best")
     groups, info = load(src)
     weights = generator_weights(groups, src)
-    info = {**info, "exported_from": src.name, **(extra or {})}
+    info = {**info, "exported_from": info.get("exported_from", src.name), **(extra or {})}  # a re-export keeps it
     info.pop("checkpoint_version", None)
+    if "dataset" in info.get("data", {}):  # runs before 0.2 stored the training machine's path: keep the name
+        info["data"] = {**info["data"], "dataset": Path(info["data"]["dataset"]).name}
     tensors = {f"G.{k}": v.contiguous() for k, v in weights.items()}
     meta = {"gancomposer": json.dumps({"checkpoint_version": CHECKPOINT_VERSION, **info})}
     with atomic_path(out) as tmp:

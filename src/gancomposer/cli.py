@@ -77,12 +77,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import resolve
+    from .config import resolve, stored_run_config
     from .train import train
 
     flags = [f"device={args.device}"] * bool(args.device) + [f"seed={args.seed}"] * (args.seed is not None)
     flags += [f"threads={args.threads}"] * (args.threads is not None)
-    config = resolve(args.preset, args.config, args.overrides + flags)
+    base = stored_run_config(args.out) if args.resume else None  # a resumed run keeps its own settings
+    config = resolve(args.preset, args.config, args.overrides + flags, base=base)
     summary = train(args.data, args.out, config, resume=args.resume, progress=not args.quiet,
                     log=lambda line: print(line, file=sys.stderr))
     if not summary["main"]:
@@ -168,17 +169,31 @@ def _save_all(pieces, out: Path, formats: list[str], force: bool, extra: tuple[P
 def cmd_generate(args: argparse.Namespace) -> int:
     import random
 
-    from .compose import MAX_SEED, Composer
+    from tqdm import tqdm
+
+    from .compose import MAX_SEED, Composer, check_request
+    from .files import check_writable_folder
+    from .render import refuse_overwrite
 
     composer = Composer.load(args.model)
     if args.instrument is not None:
         composer.program = args.instrument
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
-    pieces = composer.compose(n=args.n, bars=args.bars, seed=seed, temperature=args.temperature)
-    written = _save_all(pieces, Path(args.out), args.format, args.force)
-    notes = sum(len(cp.piece) for cp in pieces)
-    print(f"composed {len(pieces)} pieces of {args.bars} bars ({notes} notes) with seed {seed} "
-          f"using {composer.name}; wrote {len(written)} files to {args.out}")
+    check_request(args.bars, composer.temperature if args.temperature is None else args.temperature)
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    out = check_writable_folder(args.out)
+    refuse_overwrite((out / f"seed{seed}-{i}.{fmt}" for i in range(args.n) for fmt in args.format), args.force)
+    steps = args.n * args.bars * composer.steps_per_bar
+    bar = tqdm(total=steps, unit="step", desc="composing", delay=1.0, file=sys.stderr, leave=False)
+    written, notes = 0, 0
+    # batch by batch: each is written before the next is composed, so memory does not grow with --n
+    for batch in composer.compose_batches(args.n, args.bars, seed, args.temperature, progress=bar.update):
+        written += len(_save_all(batch, out, args.format, force=True))
+        notes += sum(len(cp.piece) for cp in batch)
+    bar.close()
+    print(f"composed {args.n} pieces of {args.bars} bars ({notes} notes) with seed {seed} "
+          f"using {composer.name}; wrote {written} files to {args.out}")
     return 0
 
 

@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +35,11 @@ DEFAULT_MODEL = PRETRAINED_DIR / "bach-chorales.safetensors"
 MAX_SEED = 2**32 - 1
 #: Long pieces are composed this many bars at a time (the result is the same as one pass).
 CHUNK_BARS = 4
+#: Pieces composed in one batched pass; more come in further batches, so memory does not grow with ``n``.
+BATCH = 256
+#: What a request may ask for: beyond these the music is noise or silence, or the wait is hours.
+TEMPERATURE_RANGE = (0.05, 5.0)
+MAX_BARS = 4096
 
 
 @dataclass
@@ -116,18 +124,15 @@ class Composer:
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.latent_dim, generator=gen)
 
-    def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0,
-                        temperature: float | None = None) -> list[np.ndarray]:
+    def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0, temperature: float | None = None,
+                        progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
         """Grids for the latents ``z`` (one batched pass), ``bars`` bars long; one continuous performance of
-        G however long."""
-        if bars < 1:
-            raise UserError(f"bars must be at least 1, got {bars}")
-        temperature = self.temperature if temperature is None else temperature
-        if temperature <= 0:
-            raise UserError(f"temperature must be positive, got {temperature}")
+        G however long. ``progress`` is called with the grid steps done after each chunk."""
+        temperature = check_request(bars, self.temperature if temperature is None else temperature)
         device = next(self.generator.parameters()).device
         return list(sample_grids(self.generator, z.to(device), bars * self.steps_per_bar, seed=seed,
-                                 temperature=temperature, chunk_steps=CHUNK_BARS * self.steps_per_bar))
+                                 temperature=temperature, chunk_steps=CHUNK_BARS * self.steps_per_bar,
+                                 progress=progress))
 
     def _pieces(self, grids: list[np.ndarray], seed: int, names: list[str], meta: list[dict]) -> list[ComposedPiece]:
         return [
@@ -138,15 +143,29 @@ class Composer:
 
     def compose(self, n: int = 4, bars: int = 8, seed: int = 0,
                 temperature: float | None = None) -> list[ComposedPiece]:
-        """``n`` new pieces of ``bars`` bars, in one batched pass; the same (n, seed) always gives the same music.
+        """``n`` new pieces of ``bars`` bars; the same (n, seed) always gives the same music.
 
         ``temperature`` scales G's logits before each draw (< 1 safer, > 1 wilder); None uses the model's own.
         """
+        return [cp for batch in self.compose_batches(n, bars, seed, temperature) for cp in batch]
+
+    def compose_batches(self, n: int, bars: int = 8, seed: int = 0, temperature: float | None = None,
+                        progress: Callable[[int], None] | None = None) -> Iterator[list[ComposedPiece]]:
+        """:meth:`compose`, a batch of up to :data:`BATCH` pieces at a time, so that a caller can write each
+        batch before the next is made. ``progress`` is called with the grid steps composed, summed over pieces.
+        """
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
-        grids = self.compose_latents(self.latents(n, seed), bars, seed=seed, temperature=temperature)
-        names = [f"seed{seed}-{i}" for i in range(n)]
-        return self._pieces(grids, seed, names, [{"index": i} for i in range(n)])
+        check_request(bars, self.temperature if temperature is None else temperature)
+        z = self.latents(n, seed)
+        for first in range(0, n, BATCH):
+            count = min(BATCH, n - first)
+            block_seed = seed if first == 0 else _block_seed(seed, first // BATCH)
+            done = (lambda steps, c=count: progress(steps * c)) if progress else None
+            grids = self.compose_latents(z[first : first + count], bars, seed=block_seed, temperature=temperature,
+                                         progress=done)
+            names = [f"seed{seed}-{i}" for i in range(first, first + count)]
+            yield self._pieces(grids, seed, names, [{"index": i} for i in range(first, first + count)])
 
     def interpolate(self, seed_a: int, seed_b: int, pieces: int = 5, bars: int = 4,
                     temperature: float | None = None) -> list[ComposedPiece]:
@@ -166,6 +185,21 @@ class Composer:
                  for i in range(pieces)]
         names = [f"interp-{seed_a}-{seed_b}-{i}" for i in range(pieces)]
         return self._pieces(grids, seed_a, names, [{"t": float(t)} for t in ts])
+
+
+def check_request(bars: int, temperature: float) -> float:
+    """Refuse, in one line, a length or temperature no piece can come of (or that would run for hours)."""
+    if not 1 <= bars <= MAX_BARS:
+        raise UserError(f"bars must lie in 1..{MAX_BARS}, got {bars}")
+    lo, hi = TEMPERATURE_RANGE
+    if not (math.isfinite(temperature) and lo <= temperature <= hi):
+        raise UserError(f"temperature must lie in {lo:g}..{hi:g}, got {temperature}")
+    return float(temperature)
+
+
+def _block_seed(seed: int, block: int) -> int:
+    """The sampling seed of the ``block``-th batch of a request (the first uses ``seed`` itself)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{block}".encode()).digest()[:4], "big")
 
 
 def concatenate(pieces: list[ComposedPiece], gap_bars: int = 1) -> Piece:

@@ -8,6 +8,9 @@ and values are type-checked, so a typo never trains silently with a default. Thi
 
 from __future__ import annotations
 
+import copy
+import json
+import math
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -44,10 +47,19 @@ class ModelConfig:
         _check_choices(self)
         _at_least(self, 1, "latent_dim", "g_hidden", "g_layers", "d_hidden", "d_layers")
         _at_least(self, 0, "step_noise_dim", "chord_hidden")
+        for name in ("latent_dim", "step_noise_dim", "g_hidden", "chord_hidden", "d_hidden"):
+            _within(self, name, 0, MAX_WIDTH)
+        for name in ("g_layers", "d_layers"):
+            _within(self, name, 0, MAX_LAYERS)
 
 
-#: Model settings added after checkpoints were first written, with the value that reproduces those models.
-MODEL_DEFAULTS_BEFORE = {"chord_hidden": 0}
+#: Sizes beyond any sensible network: a typo or an edited file, refused before memory is spent on it.
+MAX_WIDTH, MAX_LAYERS = 16384, 32
+
+
+#: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
+#: runs made before them: no chord layer, no quality guard.
+DEFAULTS_BEFORE = {"chord_hidden": 0, "guard_every": 0}
 
 
 @dataclass
@@ -105,8 +117,19 @@ class TrainConfig:
         _at_least(self, 0, "adversarial_iters", "pretrain_iters", "d_pretrain_iters", "samples", "threads",
                   "guard_every", "guard_rollbacks")
         _at_least(self, 1, "guard_patience")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
-            raise UserError("label_smoothing and ema_decay must lie in [0, 1)")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{f.name}={value}: must be a finite number")
+        for name in ("pretrain_lr", "lr_g", "lr_d", "gumbel_tau"):
+            _within(self, name, 0, math.inf, low_open=True)
+        for name in ("beta1", "beta2", "label_smoothing", "ema_decay", "balance_target"):
+            _within(self, name, 0, 1, high_open=True)
+        for name in ("d_freeze_below", "balance_rate"):
+            _within(self, name, 0, 1)
+        _within(self, "guard_lr_decay", 0, 1, low_open=True)
+        for name in ("instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip", "mle_weight"):
+            _within(self, name, 0, math.inf)
 
     @property
     def total_iters(self) -> int:
@@ -153,6 +176,15 @@ def _check_choices(cfg) -> None:
         choices = f.metadata.get("choices")
         if choices and getattr(cfg, f.name) not in choices:
             raise UserError(f"{f.name}={getattr(cfg, f.name)!r}: choose one of {', '.join(choices)}")
+
+
+def _within(cfg, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+        if math.isinf(high):
+            raise UserError(f"{name}={value}: must be {'>' if low_open else '>='} {low:g}")
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise UserError(f"{name}={value}: must lie in {lo}{low:g}, {high:g}{hi}")
 
 
 def _at_least(cfg, low: int, *names: str) -> None:
@@ -203,12 +235,14 @@ def model_config(values: dict, source: str = "checkpoint") -> ModelConfig:
     return cfg
 
 
-def resolve(preset: str | None = None, config_file: str | None = None, overrides: list[str] = ()) -> Config:
-    """Build a run's settings from a preset, a TOML file and ``key=value`` strings, in that order.
+def resolve(preset: str | None = None, config_file: str | None = None, overrides: list[str] = (),
+            base: Config | None = None) -> Config:
+    """Build a run's settings from a preset, a TOML file and ``key=value`` strings, in that order, on top of
+    ``base`` (the defaults; for a resumed run, its own stored settings).
 
     The TOML file may hold ``[model]`` and ``[train]`` tables, or the keys at its top level.
     """
-    config = Config()
+    config = copy.deepcopy(base) if base is not None else Config()
     if preset:
         if preset not in PRESETS:
             raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
@@ -235,10 +269,32 @@ def from_stored(info: dict, source: str = "checkpoint") -> Config:
     """The settings stored in a checkpoint or ``config.json``, including those written by gancomposer 0.1.0
     (one flat ``config`` with the old key names, before the chord layer existed)."""
     if "model" in info and "train" in info:
-        values = {**info["model"], **info["train"]}
+        values = {**DEFAULTS_BEFORE, **info["model"], **info["train"]}
     else:
-        values = {**MODEL_DEFAULTS_BEFORE, **info["config"]}
+        values = {**DEFAULTS_BEFORE, **info["config"]}
     return apply(Config(), {RENAMED.get(k, k): v for k, v in values.items()}, f"{source} settings")
+
+
+#: Settings a resumed run may change: how long each phase runs, the learning rates (applied to the
+#: optimisers on resume) and bookkeeping. Changing anything else would make the record of the run untrue.
+RESUMABLE = frozenset({
+    "pretrain_iters", "d_pretrain_iters", "adversarial_iters", "pretrain_lr", "lr_g", "lr_d", "log_every",
+    "eval_every", "checkpoint_every", "keep_checkpoints", "samples", "collapse_patience", "device", "threads",
+})
+
+
+def differences(old: Config, new: Config) -> dict[str, tuple]:
+    """``{key: (old value, new value)}`` for every setting that differs."""
+    a, b = {**asdict(old.model), **asdict(old.train)}, {**asdict(new.model), **asdict(new.train)}
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def stored_run_config(run_dir: str | Path) -> Config | None:
+    """The settings a run folder's ``config.json`` records, or None when it has none (or it is unreadable)."""
+    try:
+        return from_stored(json.loads((Path(run_dir) / "config.json").read_text()), "config.json")
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None
 
 
 def describe() -> str:

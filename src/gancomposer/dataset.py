@@ -404,6 +404,13 @@ class Dataset:
         return float(np.median([p["tempo"] for p in self.manifest["pieces"]]))  # datasets prepared by 0.1.0
 
     @property
+    def content_hash(self) -> str:
+        """SHA-256 of the dataset's content (its arrays' checksums and encoding), the same on every machine."""
+        content = {"arrays": self.manifest.get("arrays"), "encoding": self.manifest["encoding"],
+                   "pieces": [(p["sha256"], p["split"], p["steps"]) for p in self.manifest["pieces"]]}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    @property
     def meter(self) -> tuple[int, int]:
         """The meter that windows and bar positions assume."""
         return tuple(self.manifest.get("meter", DEFAULT_METER))

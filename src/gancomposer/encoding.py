@@ -108,8 +108,8 @@ class PianoRoll(Encoding):
     high: int = 84
 
     def __post_init__(self) -> None:
-        if self.steps_per_quarter < 1:
-            raise ValueError(f"steps_per_quarter must be >= 1, got {self.steps_per_quarter}")
+        if not 1 <= self.steps_per_quarter <= 96:
+            raise ValueError(f"steps_per_quarter must lie in 1..96, got {self.steps_per_quarter}")
         if not 0 <= self.low <= self.high <= 127:
             raise ValueError(f"need 0 <= low <= high <= 127, got low={self.low}, high={self.high}")
 

@@ -20,12 +20,12 @@ import torch
 
 from . import checkpoint, distributed, render
 from .batches import Batches
-from .config import Config
+from .config import RESUMABLE, Config, differences, from_stored
 from .corpora import instrument_of
 from .dataset import Dataset, load_dataset
 from .encoding import Encoding
 from .errors import UserError
-from .files import write_json_atomic
+from .files import remove_stale_temporaries, write_json_atomic
 from .metrics import SCALAR_FEATURES, SCALARS, feature_matrix, frechet_distance
 from .model import Generator, build_models
 from .monitor import Monitor
@@ -146,11 +146,13 @@ class Run:
 
 
 def data_info(ds: Dataset, data_dir: str | os.PathLike) -> dict:
-    """What a checkpoint records of its dataset."""
+    """What a checkpoint records of its dataset: what sampling needs, and the dataset's name and content hash
+    (never a path of the machine it was trained on)."""
     corpus = ds.manifest.get("corpus")
     return {"encoding": ds.encoding.to_dict(), "window_steps": int(ds.manifest["window_steps"]),
             "meter": list(ds.meter), "tempo": ds.tempo, "corpus": corpus, "program": instrument_of(corpus),
-            "dataset": str(Path(data_dir).resolve()), "train_windows": int(len(ds.train))}
+            "dataset": Path(data_dir).resolve().name, "dataset_sha256": ds.content_hash,
+            "train_windows": int(len(ds.train))}
 
 
 def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Config, *, resume: bool = False,
@@ -163,6 +165,14 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     if device.type == "cpu":
         torch.set_num_threads(distributed.cpu_threads(cfg.threads))
     ds = load_dataset(data_dir)
+    existing = sorted((Path(run_dir) / "checkpoints").glob("step-*.safetensors"))
+    if resume:
+        resume_from = resume_point(Path(run_dir), existing, config, data_info(ds, data_dir), log if world.main
+                                   else lambda line: None)
+    elif existing:
+        raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another "
+                        "--out")
+    remove_stale_temporaries(Path(run_dir)), remove_stale_temporaries(Path(run_dir) / "checkpoints")
     if len(ds.train) < cfg.batch_size:
         log(f"note: only {len(ds.train)} training windows; batches repeat windows")
     windows = torch.from_numpy(np.array(ds.train))  # a private, writable copy of the memory map
@@ -193,16 +203,10 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         elif world.main:  # its two-sample test holds pieces out, by piece
             log("note: the quality guard needs at least 2 training pieces; it is off for this run")
     torch.manual_seed(seeds["noise"])  # each process its own noise
-    existing = sorted((run.folder / "checkpoints").glob("step-*.safetensors"))
     if resume:
-        if not existing:
-            raise UserError(f"{run.folder}: nothing to resume (no checkpoints/step-*.safetensors)")
-        restore(run, existing[-1])
+        restore(run, resume_from)
         if world.main:
-            log(f"resuming {existing[-1]} at iteration {run.progress.total}")
-    elif existing:
-        raise UserError(f"{run.folder} already holds checkpoints: pass --resume to continue it, or choose another "
-                        "--out")
+            log(f"resuming {resume_from} at iteration {run.progress.total}")
     if world.main:
         write_json_atomic(run.folder / "config.json",
                           {**config.to_dict(), "data": run.data_info, "world_size": world.size})
@@ -222,6 +226,40 @@ def adversarial_optimizers(cfg, G: torch.nn.Module, D: torch.nn.Module,
             torch.optim.Adam(D.parameters(), lr=cfg.lr_d * progress.lr_d_scale, betas=betas))
 
 
+def resume_point(folder: Path, existing: list[Path], config: Config, data_now: dict, log) -> Path:
+    """The newest checkpoint of the run in ``folder`` that can be resumed with ``config`` on this data.
+
+    A damaged checkpoint is passed over, saying so. A run resumes with its own settings: only those in
+    :data:`~.config.RESUMABLE` may change (and are then used and recorded); any other difference, or a
+    dataset encoded differently from the run's, is refused in one line.
+    """
+    if not existing:
+        raise UserError(f"{folder}: nothing to resume (no checkpoints/step-*.safetensors)")
+    for path in reversed(existing):
+        try:
+            _, info = checkpoint.load(path)
+            checkpoint.load_state(path)
+            break
+        except UserError as e:
+            log(f"note: {e}; trying the checkpoint before it")
+    else:
+        raise UserError(f"{folder}: no checkpoint can be resumed (each one is damaged)")
+    changed = differences(from_stored(info, str(path)), config)
+    fixed = {k: v for k, v in changed.items() if k not in RESUMABLE}
+    if fixed:
+        listed = ", ".join(f"{k}={new} (the run's: {old})" for k, (old, new) in fixed.items())
+        raise UserError(f"--resume continues a run with its own settings, and these differ: {listed}; drop them, "
+                        "or start a new run in another --out")
+    then = info["data"]
+    for key in ("encoding", "window_steps", "meter"):
+        if then.get(key) is not None and then.get(key) != data_now[key]:
+            raise UserError(f"this dataset's {key} ({data_now[key]}) differs from the run's ({then[key]}); "
+                            "resume on the dataset the run was trained on")
+    for k, (old, new) in changed.items():
+        log(f"note: resuming with {k}={new} (was {old})")
+    return path
+
+
 def restore(run: Run, path: Path) -> None:
     """Load weights, optimisers, progress, this process's batch order and random state from a checkpoint."""
     groups, _ = checkpoint.load(path)
@@ -232,6 +270,11 @@ def restore(run: Run, path: Path) -> None:
     run.opt_pre.load_state_dict(state["opt_pre"]), run.opt_g.load_state_dict(state["opt_g"])
     run.opt_d.load_state_dict(state["opt_d"])
     run.progress = Progress.from_dict(state.get("progress", state.get("counters", {})))
+    cfg, p = run.cfg, run.progress  # the learning rates in force: the same unless changed on resume
+    for opt, lr in ((run.opt_pre, cfg.pretrain_lr), (run.opt_g, cfg.lr_g * p.lr_g_scale),
+                    (run.opt_d, cfg.lr_d * p.lr_d_scale)):
+        for group in opt.param_groups:
+            group["lr"] = lr
     run.guard_weights = state.get("guard_weights")
     run.batches.load_state_dict(state["batches"][run.world.rank])
     if run.held_out is not None and state.get("held_out"):

@@ -3,6 +3,8 @@ and the web app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -11,7 +13,7 @@ from .model import Generator
 
 @torch.no_grad()
 def sample_grids(generator: Generator, z: torch.Tensor, steps: int, *, seed: int, temperature: float = 1.0,
-                 chunk_steps: int = 64) -> np.ndarray:
+                 chunk_steps: int = 64, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """``(n, steps, cells)`` uint8 grids for the latents ``z`` ``(n, latent_dim)``, in one batched pass.
 
     The same ``seed`` gives the same music. Long pieces are composed ``chunk_steps`` at a time with the
@@ -27,6 +29,8 @@ def sample_grids(generator: Generator, z: torch.Tensor, steps: int, *, seed: int
         onehot, _, carry = generator(z, n, generator=gen, temperature=temperature, carry=carry)
         parts.append(onehot.argmax(-1).to(torch.uint8).cpu().numpy())
         left -= n
+        if progress:
+            progress(n)
     generator.train(was_training)
     if not parts:
         return np.zeros((len(z), 0, generator.cells), np.uint8)
