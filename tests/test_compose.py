@@ -46,11 +46,27 @@ def test_interpolation_ends_at_the_seeds_latents(tiny_run):
 
 def test_bad_requests_are_refused(tiny_run):
     c = Composer.load(tiny_run)
-    for kwargs in (dict(bars=0), dict(n=0), dict(seed=-1), dict(temperature=0)):
+    for kwargs in (dict(bars=0), dict(n=0), dict(seed=-1), dict(temperature=0), dict(temperature=float("nan")),
+                   dict(temperature=float("inf")), dict(temperature=1e-30), dict(bars=100_000)):
         with pytest.raises(UserError):
             c.compose(**kwargs)
     with pytest.raises(UserError, match="no checkpoint"):
         Composer.load(tiny_run / "samples")
+
+
+def test_many_pieces_come_in_batches_the_same_every_time(tiny_run, monkeypatch):
+    import gancomposer.compose as compose
+
+    monkeypatch.setattr(compose, "BATCH", 8)
+    c = Composer.load(tiny_run)
+    batches = list(c.compose_batches(20, bars=1, seed=3))
+    assert [len(b) for b in batches] == [8, 8, 4]
+    again = c.compose(n=20, bars=1, seed=3)
+    assert all(np.array_equal(a.grid, b.grid) for a, b in zip([p for b in batches for p in b], again))
+    assert [p.piece.name for p in again] == [f"seed3-{i}" for i in range(20)]
+    # the first batch is what a request of that size alone gives; later batches draw new noise
+    assert all(np.array_equal(a.grid, b.grid) for a, b in zip(again[:8], c.compose(n=8, bars=1, seed=3)))
+    assert not np.array_equal(again[8].grid, again[0].grid)
 
 
 def test_exported_temperature_is_the_default_and_an_argument_overrides_it(tiny_run, tmp_path):

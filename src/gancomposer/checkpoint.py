@@ -43,7 +43,7 @@ def save(path: str | os.PathLike, models: dict[str, torch.nn.Module], info: dict
                 torch.save(state, tmp)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
-    except (OSError, RuntimeError) as e:  # a full disk: the earlier checkpoints are intact
+    except Exception as e:  # a full disk (each writer words it its own way): the earlier checkpoints are intact
         raise disk_error(e, path) from None
 
 
@@ -114,7 +114,7 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
     try:
         model_cfg = model_config(info["model"], str(path))  # the network alone: training options play no part
         enc, meter = grid_of(info)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, UserError) as e:
         raise UserError(f"{path}: damaged checkpoint settings ({e})") from None
     weights = generator_weights(groups, path)
     g = built_to_fit(lambda: Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter)), weights, path)

@@ -105,8 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from .baselines import markov_rolls, random_rolls
     from .dataset import load_dataset
+    from .files import check_writable_folder
     from .render import numbered_paths, write_grids
 
+    check_writable_folder(args.out)
     ds = load_dataset(args.data)
     train = ds.piece_rolls("train")
     steps = args.bars * ds.encoding.steps_per_bar(ds.meter)
@@ -122,7 +124,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, markdown_table
+    from .files import check_writable_folder
 
+    if args.out:
+        check_writable_folder(args.out)
     sets = {"generated": args.generated}
     for item in args.baseline or []:
         name, _, folder = item.partition("=")
@@ -199,8 +204,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from .compose import Composer, concatenate
+    from .files import check_writable_folder
     from .render import save
 
+    check_writable_folder(args.out)
     composer = Composer.load(args.model)
     pieces = composer.interpolate(args.seed_a, args.seed_b, pieces=args.pieces, bars=args.bars,
                                   temperature=args.temperature)
@@ -214,7 +221,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import export_generator
+    from .files import check_writable_folder
 
+    check_writable_folder(Path(args.out).parent)
     path = export_generator(args.model, args.out, {} if args.temperature is None else {"temperature": args.temperature})
     print(f"exported the generator of {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
@@ -243,7 +252,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .audio import fluidsynth_available
     from .compose import Composer
+    from .files import check_writable_folder
 
+    check_writable_folder(args.out)
     t = time.perf_counter()
     composer = Composer.load()
     pieces = composer.compose(n=8, bars=8, seed=args.seed)

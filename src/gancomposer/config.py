@@ -121,14 +121,14 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise UserError(f"{f.name}={value}: must be a finite number")
-        for name in ("pretrain_lr", "lr_g", "lr_d", "gumbel_tau"):
-            _within(self, name, 0, math.inf, low_open=True)
+        _within(self, "gumbel_tau", 0, math.inf, low_open=True)
+        for name in ("pretrain_lr", "lr_g", "lr_d"):  # 0 holds a network still
+            _within(self, name, 0, math.inf)
         for name in ("beta1", "beta2", "label_smoothing", "ema_decay", "balance_target"):
             _within(self, name, 0, 1, high_open=True)
-        for name in ("d_freeze_below", "balance_rate"):
-            _within(self, name, 0, 1)
+        _within(self, "d_freeze_below", 0, 1)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
-        for name in ("instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip", "mle_weight"):
+        for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip", "mle_weight"):
             _within(self, name, 0, math.inf)
 
     @property

@@ -94,6 +94,7 @@ def _quiet_worker() -> None:
     """Pool workers leave Ctrl-C to the parent (which ends them) and die with it, so no worker prints a
     traceback when ``prepare`` is interrupted or killed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler: the pool ends its workers this way
     die_with_parent()
 
 

@@ -4,6 +4,7 @@ collective operations training needs. With one process every function here is a 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +66,43 @@ def cpu_threads(requested: int = 0) -> int:
     if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         return int(os.environ["OMP_NUM_THREADS"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    free = cores - int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else cores
-    return max(1, min(cores, free) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    others = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return threads_for(cores, others, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def threads_for(cores: int, others_load: float, processes: int = 1) -> int:
+    """CPU threads for one of ``processes`` training processes when other work keeps ``others_load`` cores busy."""
+    free = cores - int(others_load + 0.5)
+    return max(1, min(cores, free) // max(1, processes))
+
+
+class ThreadGovernor:
+    """Threads chosen automatically, re-chosen every ``every_s`` seconds: when another job starts competing
+    for the cores, this one steps down (two jobs whose threads spin for every core slow each other tenfold or
+    more), and it steps back up when the cores are free again. The other work's load is the 1-minute load
+    average less this process's own recent CPU use, so it reacts within about a minute."""
+
+    def __init__(self, threads: int, *, auto: bool, every_s: float = 20.0, clock=time.monotonic,
+                 cpu_seconds=lambda: sum(os.times()[:2]), loadavg=lambda: os.getloadavg()[0]):
+        self.threads, self.auto, self.every_s = threads, auto and hasattr(os, "getloadavg"), every_s
+        self.clock, self.cpu_seconds, self.loadavg = clock, cpu_seconds, loadavg
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        self.last, self.last_cpu = clock(), cpu_seconds()
+
+    def check(self) -> int | None:
+        """The new thread count when it should change now, else None."""
+        now = self.clock()
+        if not self.auto or now - self.last < self.every_s:
+            return None
+        cpu = self.cpu_seconds()
+        own = (cpu - self.last_cpu) / (now - self.last)
+        self.last, self.last_cpu = now, cpu
+        want = threads_for(self.cores, max(0.0, self.loadavg() - own * self.processes), self.processes)
+        if want == self.threads:
+            return None
+        self.threads = want
+        return want
 
 
 def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:

@@ -162,8 +162,8 @@ def disk_error(e: Exception, path: str | os.PathLike | None = None) -> UserError
     where = f" {path}" if path else (f" {filename}" if filename else "")
     errno_ = getattr(e, "errno", None)
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if errno_ in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "requested and" in text or "iostream" in text \
-            or "failed writing" in text:
+    full = ("requested and", "iostream", "failed writing", "No space left", "File too large", "Disk quota")
+    if errno_ in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(s in text for s in full):
         reason = "no space left (the disk is full, or a size limit was reached)"
     else:
         reason = getattr(e, "strerror", None) or text

@@ -54,6 +54,7 @@ def run_limited(work: Callable[[], bytes], *, timeout_s: float, memory_bytes: in
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             if memory_bytes > 0 and _vm_size():
                 limit = _vm_size() + memory_bytes
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

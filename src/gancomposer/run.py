@@ -25,7 +25,7 @@ from .corpora import instrument_of
 from .dataset import Dataset, load_dataset
 from .encoding import Encoding
 from .errors import UserError
-from .files import remove_stale_temporaries, write_json_atomic
+from .files import check_writable_folder, remove_stale_temporaries, write_json_atomic
 from .metrics import SCALAR_FEATURES, SCALARS, feature_matrix, frechet_distance
 from .model import Generator, build_models
 from .monitor import Monitor
@@ -102,6 +102,7 @@ class Run:
     guard_reference: tuple | None = None  # the training pieces as the quality guard sees them
     guard_weights: dict | None = None  # the best weights so far, where a rollback returns to
     held_out: Batches | None = None  # batches of validation windows, for the adaptive balance
+    governor: distributed.ThreadGovernor | None = None  # CPU threads that step down when the cores get busy
     progress: Progress = field(default_factory=Progress)
     g_net: torch.nn.Module | None = None  # ... and what training calls (DDP-wrapped under torchrun)
     d_net: torch.nn.Module | None = None
@@ -160,10 +161,14 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     """A run ready for its first (or next) iteration: data loaded, networks built (or restored), the run's
     settings written to ``run_dir/config.json``."""
     config.validate()
+    check_writable_folder(run_dir)
     cfg, world = config.train, distributed.join(config.train.device)
     device = distributed.pick_device(cfg.device, world.local_rank)
+    governor = None
     if device.type == "cpu":
         torch.set_num_threads(distributed.cpu_threads(cfg.threads))
+        auto = not cfg.threads and not os.environ.get("OMP_NUM_THREADS", "").isdigit()
+        governor = distributed.ThreadGovernor(torch.get_num_threads(), auto=auto)
     ds = load_dataset(data_dir)
     existing = sorted((Path(run_dir) / "checkpoints").glob("step-*.safetensors"))
     if resume:
@@ -191,6 +196,7 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
         feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, spb),
     )
+    run.governor = governor
     if cfg.balance_target:
         held = torch.from_numpy(np.array(valid))
         run.held_out = Batches(held, cfg.batch_size, seeds["held_out"], world.rank, min(world.size, len(held)))

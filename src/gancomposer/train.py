@@ -208,6 +208,10 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
 
 def end_iteration(run: Run) -> None:
     run.monitor.tick()
+    threads = run.governor.check() if run.governor else None
+    if threads:
+        torch.set_num_threads(threads)
+        run.monitor.scalars({"threads": threads}, run.progress.total)
     evaluate_and_checkpoint(run)
 
 
