@@ -132,6 +132,8 @@ def hostile_scores(folder: Path) -> dict[str, bytes]:
         "parameter_entity.musicxml": musicxml(f"<!DOCTYPE score-partwise [<!ENTITY % p SYSTEM 'file://{secret}'> %p;]>"
                                               ).replace(b"<note>", b"<nope>").replace(b"</note>", b"</nope>"),
         "meter_1_64.musicxml": musicxml(beats=1, beat_type=64),
+        "negative_durations.musicxml": musicxml().replace(b"<duration>1</duration>", b"<duration>-1</duration>"),
+        "zero_durations.musicxml": musicxml().replace(b"<duration>1</duration>", b"<duration>0</duration>"),
         "deeply_nested.musicxml": b"<?xml version='1.0'?><score-partwise>" + b"<a>" * 200_000 + b"</a>" * 200_000
                                   + b"</score-partwise>",
         "utf16_garbage.musicxml": "<?xml version='1.0' encoding='utf-16'?><score-partwise>\x00\ud800".encode(

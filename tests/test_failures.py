@@ -217,3 +217,17 @@ def test_automatic_threads_step_down_when_other_work_competes_and_back_up():
     fixed = ThreadGovernor(2, auto=False)
     clock[0] += 100
     assert fixed.check() is None
+
+
+def test_checkpoints_record_the_dataset_by_name_and_content_never_by_path(tiny_run, tiny_data):
+    from safetensors import safe_open
+
+    from gancomposer.compose import DEFAULT_MODEL
+    from gancomposer.dataset import load_dataset
+
+    info = checkpoint.load(checkpoint.find(tiny_run, prefer="latest"))[1]
+    assert info["data"]["dataset"] == Path(tiny_data).name
+    assert info["data"]["dataset_sha256"] == load_dataset(tiny_data).content_hash
+    with safe_open(str(DEFAULT_MODEL), framework="pt") as f:
+        shipped = f.metadata()["gancomposer"]
+    assert "/work/" not in shipped and "/home/" not in shipped and '"/' not in shipped

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import midi_file, note_events
-from hostile import hostile_scores, make_hostile, make_valid, time_signature, write_bomb
+from helpers import midi_file, note_events, scale_piece, write_piece
+from hostile import hostile_scores, make_hostile, make_valid, musicxml, time_signature, write_bomb
 
 from gancomposer.errors import UserError
 
@@ -71,6 +71,29 @@ def test_a_compressed_score_bomb_is_skipped_fast_and_small(tmp_path):
     assert r.returncode == 0 and "skipped" in r.stderr and "bomb.mxl" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_stopping_prepare_prints_one_line_from_one_process(tmp_path):
+    """Ctrl-C or SIGTERM while the workers read: one line, exit 130, no worker tracebacks, nothing left."""
+    import signal
+
+    folder = tmp_path / "in"
+    for i in range(300):
+        write_piece(folder / f"p{i}.mid", scale_piece(offset=i % 12, bars=64))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen([sys.executable, "-m", "gancomposer", "prepare", str(folder), "--out",
+                                 str(tmp_path / "ds"), "--transpose=-5..6"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        err = ""
+        while "reading" not in err:  # the progress bar: the workers are running
+            err += proc.stderr.read(1)
+        proc.send_signal(sig)
+        out, rest = proc.communicate(timeout=60)
+        err += rest
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "BrokenPipe" not in err
+        assert err.strip().splitlines()[-1].endswith("gancomposer: interrupted")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 def test_odd_but_usable_files_are_read_with_sane_values(tmp_path):
     """Files a user may well have: they are read, with what cannot be trusted replaced or dropped."""
     notes = note_events([(60 + i % 7, i * 480, 480) for i in range(32)])
@@ -83,6 +106,8 @@ def test_odd_but_usable_files_are_read_with_sane_values(tmp_path):
         "zero_length_notes_among_good_ones.mid": midi_file([note_events(
             [(60 + i % 7, i * 480, 480 * (i % 2)) for i in range(64)])]),
     }
+    odd["key_signature_of_99_sharps.musicxml"] = musicxml().replace(b"<time>", b"<key><fifths>99</fifths></key><time>")
+    odd["key_signature_of_14_flats.abc"] = b"X:1\nT:t\nM:4/4\nL:1/4\nK:Cbbbbbbbbbbbbbb\nCDEF|GABc|\n"
     folder = tmp_path / "odd"
     folder.mkdir()
     for name, data in odd.items():

@@ -72,6 +72,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         f"{c['train_windows']} train and {c['valid_windows']} valid windows of {m['window_steps']} steps x "
         f"{e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
         f"skipped {c['skipped_files']} of {c['files']} files"
+        + (f"; {c['notes_out_of_range']} notes outside the pitch range left out (in "
+           f"{c['pieces_with_notes_out_of_range']} pieces)" if c.get("notes_out_of_range") else "")
     )
     return 0
 

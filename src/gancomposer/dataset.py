@@ -18,7 +18,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,7 +31,7 @@ from .corpora import DEFAULT_CORPUS, get_corpus
 from .encoding import DEFAULT_METER, Encoding, PianoRoll, fit_pitch_range, in_range
 from .files import atomic_path, check_writable_folder, staged_folder, write_json_atomic
 from .io import MIDI_SUFFIXES, Limits, check_file, find_music_files, read_file
-from .processes import die_with_parent
+from .processes import die_with_parent, release_stops, stops_held
 from .errors import UserError
 from .piece import Piece
 from .theory import pitch_name, shift_to_c
@@ -91,10 +90,9 @@ def _load_one(args: tuple[str, Limits]) -> Source:
 
 
 def _quiet_worker() -> None:
-    """Pool workers leave Ctrl-C to the parent (which ends them) and die with it, so no worker prints a
-    traceback when ``prepare`` is interrupted or killed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler: the pool ends its workers this way
+    """Pool workers leave Ctrl-C to the parent (which ends them), die at once on the SIGTERM with which the pool
+    ends them, and die with the parent, so no worker prints a traceback when ``prepare`` is stopped or killed."""
+    release_stops()
     die_with_parent()
 
 
@@ -104,19 +102,20 @@ def load_sources(
     """Read ``files`` in parallel over the cores, with a progress bar; order is kept."""
     jobs = [(str(f), limits) for f in files]
     workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(jobs), desc="reading", unit="file", disable=not progress, file=sys.stderr)
     out: list[Source] = []
-    if workers <= 1 or len(jobs) <= 2:
-        for job in jobs:
-            out.append(_load_one(job))
-            bar.update()
-    else:
-        chunk = max(1, min(64, len(jobs) // (workers * 8)))
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
-            for src in pool.imap(_load_one, jobs, chunksize=chunk):
-                out.append(src)
+    with tqdm(total=len(jobs), desc="reading", unit="file", disable=not progress, file=sys.stderr) as bar:
+        if workers <= 1 or len(jobs) <= 2:
+            for job in jobs:
+                out.append(_load_one(job))
                 bar.update()
-    bar.close()
+        else:
+            chunk = max(1, min(64, len(jobs) // (workers * 8)))
+            with stops_held():  # a Ctrl-C during the forks would be lost; it is delivered right after
+                pool = multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
+            with pool:
+                for src in pool.imap(_load_one, jobs, chunksize=chunk):
+                    out.append(src)
+                    bar.update()
     return out
 
 

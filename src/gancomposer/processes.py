@@ -10,11 +10,33 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .errors import UserError
 
 _PR_SET_PDEATHSIG = 1
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def stops_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while processes are forked, and deliver them after: a signal that lands inside
+    ``fork`` runs its handler in an at-fork callback, where Python ignores the exception it raises. Children
+    start with the signals held too; they release them with :func:`release_stops`."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release_stops() -> None:
+    """In a child started under :func:`stops_held`: ignore Ctrl-C (the parent ends its children), die at once
+    on SIGTERM, and let both through again."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
 
 
 def die_with_parent() -> None:
@@ -44,17 +66,17 @@ def run_limited(work: Callable[[], bytes], *, timeout_s: float, memory_bytes: in
     by ``work`` comes back with its message. Only bytes cross the pipe (nothing is unpickled).
     """
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    with stops_held():
+        pid = os.fork()
     if pid == 0:  # the child: never returns, never runs the parent's cleanup
         status = 1
         try:
             os.close(read_fd)
             die_with_parent()
+            release_stops()
             devnull = os.open(os.devnull, os.O_WRONLY)  # parsers print warnings; the caller reports in one line
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             if memory_bytes > 0 and _vm_size():
                 limit = _vm_size() + memory_bytes
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
