@@ -53,13 +53,20 @@ def test_resume_keeps_the_runs_settings_and_a_changed_one_is_refused_or_used_and
     # no preset on resume: the run's own settings, not the defaults (which would not even fit the weights)
     r = cli("train", "--data", tiny_data, "--out", run, "--resume", "--quiet", "adversarial_iters=6")
     assert r.returncode == 0, r.stderr
-    # a setting that would make the record untrue is refused, naming it and the run's value
-    line = one_error_line(cli("train", "--data", tiny_data, "--out", run, "--resume", "loss=hinge"))
-    assert "loss=hinge" in line and "gan" in line
-    # a learning rate may change: it is used by the optimiser and recorded in config.json and the checkpoint
-    r = cli("train", "--data", tiny_data, "--out", run, "--resume", "--quiet", "adversarial_iters=8", "lr_g=0.001")
+    # a setting the saved networks or states were made with is refused, naming it and the run's value
+    line = one_error_line(cli("train", "--data", tiny_data, "--out", run, "--resume", "g_hidden=64"))
+    assert "g_hidden=64" in line and "32" in line
+    assert "batch_size=8" in one_error_line(cli("train", "--data", tiny_data, "--out", run, "--resume",
+                                                "batch_size=8"))
+    # any other may change: it is used from there on (a learning rate also by the optimiser) and recorded
+    r = cli("train", "--data", tiny_data, "--out", run, "--resume", "--quiet", "adversarial_iters=8", "lr_g=0.001",
+            "loss=hinge")
     assert r.returncode == 0 and "lr_g=0.001" in r.stderr
-    assert json.loads((run / "config.json").read_text())["train"]["lr_g"] == 0.001
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["train"]["lr_g"] == 0.001 and stored["train"]["loss"] == "hinge"
+    changes = {(c["setting"], c["from"], c["to"]) for c in stored["changes"]}
+    assert {("lr_g", 2e-4, 0.001), ("loss", "gan", "hinge"), ("adversarial_iters", 6, 8)} <= changes
+    assert {c["iteration"] for c in stored["changes"] if c["setting"] == "loss"} == {20 + 6}
     last = checkpoint.find(run, prefer="latest")
     assert checkpoint.load(last)[1]["train"]["lr_g"] == 0.001
     assert checkpoint.load_state(last)["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.001)

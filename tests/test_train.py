@@ -166,6 +166,7 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
     dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_updates=2),
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
+    dict(estimator="reinforce", mle_weight=1.0), dict(estimator="reinforce", loss="hinge"),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))

@@ -90,6 +90,9 @@ class TrainConfig:
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(0.0, "weight of the likelihood anchor kept in G's adversarial loss")
     ema_decay: float = setting(0.999, "moving average of G's weights used for sampling (0: off)")
+    estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
+                             "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
+                             "SeqGAN)", ("gumbel", "reinforce"))
     gumbel_tau: float = setting(1.0, "temperature of the Gumbel-softmax gradient")
     balance_target: float = setting(0.0, "D's held-out accuracy that its learning rate steers toward (0: off)")
     balance_rate: float = setting(0.05, "how fast D's learning rate follows its held-out accuracy")
@@ -275,12 +278,11 @@ def from_stored(info: dict, source: str = "checkpoint") -> Config:
     return apply(Config(), {RENAMED.get(k, k): v for k, v in values.items()}, f"{source} settings")
 
 
-#: Settings a resumed run may change: how long each phase runs, the learning rates (applied to the
-#: optimisers on resume) and bookkeeping. Changing anything else would make the record of the run untrue.
-RESUMABLE = frozenset({
-    "pretrain_iters", "d_pretrain_iters", "adversarial_iters", "pretrain_lr", "lr_g", "lr_d", "log_every",
-    "eval_every", "checkpoint_every", "keep_checkpoints", "samples", "collapse_patience", "device", "threads",
-})
+#: Settings a resumed run cannot change: the networks' shapes, and what its saved optimiser, batch and random
+#: states were made with. Any other setting may change on resume; it is used from there on (learning rates
+#: also by the optimisers) and the change is recorded with its iteration in ``config.json``.
+FIXED_ON_RESUME = frozenset({f.name for f in fields(ModelConfig)} | {"seed", "batch_size", "beta1", "beta2",
+                                                                     "ema_decay"})
 
 
 def differences(old: Config, new: Config) -> dict[str, tuple]:

@@ -65,6 +65,26 @@ def teacher_forced_nll(g, z: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), grid.reshape(-1).long())
 
 
+#: How slowly REINFORCE's baseline (a moving average of the rewards) follows them.
+BASELINE_DECAY = 0.9
+
+
+def sample_rewards(loss: AdversarialLoss, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Each fake piece's reward: minus G's adversarial loss on that piece alone (``log D(G(z))`` for gan)."""
+    return -torch.stack([loss.g(f.reshape(1)) for f in fake_logits.detach().float()])
+
+
+def score_function_loss(logits: torch.Tensor, onehot: torch.Tensor, rewards: torch.Tensor,
+                        baseline: float) -> torch.Tensor:
+    """REINFORCE (Williams 1992) as SeqGAN uses it: minimising this moves G's probability of each sampled
+    piece up in proportion to how much its reward beats the baseline. The log-probability of a piece is the sum
+    over its cells of the sampled states' log-probabilities, averaged over steps (so the step size does not
+    grow with the piece's length). ``logits`` ``(B, T, P, S)`` are those the samples ``onehot`` were drawn
+    from."""
+    logp = (F.log_softmax(logits.float(), -1) * onehot.detach().float()).sum((-1, -2)).mean(-1)
+    return -((rewards.detach() - baseline) * logp).mean()
+
+
 def input_grad_norm2(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Per-sample squared norm of d(outputs)/d(inputs), kept in the graph for a double backward.
 

@@ -9,6 +9,7 @@ import resource
 import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,3 +117,18 @@ def run_limited(work: Callable[[], bytes], *, timeout_s: float, memory_bytes: in
     if data[:1] == b"\x01":
         raise UserError(data[1:].decode(errors="replace"))
     return data[1:]
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop, ``kill``) is treated like Ctrl-C: save, then leave."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if in_main_thread else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

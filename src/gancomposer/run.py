@@ -8,6 +8,7 @@ resume.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import time
@@ -20,7 +21,7 @@ import torch
 
 from . import checkpoint, distributed, render
 from .batches import Batches
-from .config import RESUMABLE, Config, differences, from_stored
+from .config import FIXED_ON_RESUME, Config, differences, from_stored
 from .corpora import instrument_of
 from .dataset import Dataset, load_dataset
 from .encoding import Encoding
@@ -67,6 +68,7 @@ class Progress:
     adversarial_stopped: bool = False  # the guard ended the phase early
     d_accuracy: float = 0.5  # D's smoothed accuracy on held-out reals and fresh fakes (balance.py)
     lr_d_scale: float = 1.0  # D's learning rate is lr_d times this
+    reward_baseline: float | None = None  # REINFORCE's moving average of G's rewards
 
     @property
     def total(self) -> int:
@@ -171,9 +173,11 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         governor = distributed.ThreadGovernor(torch.get_num_threads(), auto=auto)
     ds = load_dataset(data_dir)
     existing = sorted((Path(run_dir) / "checkpoints").glob("step-*.safetensors"))
+    changes: list[dict] = []
     if resume:
-        resume_from = resume_point(Path(run_dir), existing, config, data_info(ds, data_dir), log if world.main
-                                   else lambda line: None)
+        resume_from, changed = resume_point(Path(run_dir), existing, config, data_info(ds, data_dir),
+                                            log if world.main else lambda line: None)
+        changes = _recorded_changes(Path(run_dir))
     elif existing:
         raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another "
                         "--out")
@@ -211,16 +215,26 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     torch.manual_seed(seeds["noise"])  # each process its own noise
     if resume:
         restore(run, resume_from)
+        changes += [{"iteration": run.progress.total, "setting": k, "from": old, "to": new}
+                    for k, (old, new) in changed.items()]
         if world.main:
             log(f"resuming {resume_from} at iteration {run.progress.total}")
-    if world.main:
-        write_json_atomic(run.folder / "config.json",
-                          {**config.to_dict(), "data": run.data_info, "world_size": world.size})
+    if world.main:  # the settings in force now, and when each changed: a true record of the run
+        write_json_atomic(run.folder / "config.json", {**config.to_dict(), "data": run.data_info,
+                                                       "world_size": world.size, "changes": changes})
     run.g_net, run.d_net = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
     run.monitor = Monitor(run.folder, total=cfg.total_iters, done=run.progress.total, main=world.main, bar=progress)
     run.started, run.iterations_at_start, run.seconds_at_start = time.perf_counter(), run.progress.total, \
         run.progress.seconds
     return run
+
+
+def _recorded_changes(run_dir: Path) -> list[dict]:
+    """The settings changes ``config.json`` records from earlier resumes."""
+    try:
+        return list(json.loads((run_dir / "config.json").read_text()).get("changes", []))
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def adversarial_optimizers(cfg, G: torch.nn.Module, D: torch.nn.Module,
@@ -232,12 +246,13 @@ def adversarial_optimizers(cfg, G: torch.nn.Module, D: torch.nn.Module,
             torch.optim.Adam(D.parameters(), lr=cfg.lr_d * progress.lr_d_scale, betas=betas))
 
 
-def resume_point(folder: Path, existing: list[Path], config: Config, data_now: dict, log) -> Path:
-    """The newest checkpoint of the run in ``folder`` that can be resumed with ``config`` on this data.
+def resume_point(folder: Path, existing: list[Path], config: Config, data_now: dict,
+                 log) -> tuple[Path, dict[str, tuple]]:
+    """The newest checkpoint of the run in ``folder`` that can be resumed with ``config`` on this data, and the
+    settings that change on resume (``{key: (old, new)}``).
 
-    A damaged checkpoint is passed over, saying so. A run resumes with its own settings: only those in
-    :data:`~.config.RESUMABLE` may change (and are then used and recorded); any other difference, or a
-    dataset encoded differently from the run's, is refused in one line.
+    A damaged checkpoint is passed over, saying so. A change to a setting in
+    :data:`~.config.FIXED_ON_RESUME`, or a dataset encoded differently from the run's, is refused in one line.
     """
     if not existing:
         raise UserError(f"{folder}: nothing to resume (no checkpoints/step-*.safetensors)")
@@ -251,7 +266,7 @@ def resume_point(folder: Path, existing: list[Path], config: Config, data_now: d
     else:
         raise UserError(f"{folder}: no checkpoint can be resumed (each one is damaged)")
     changed = differences(from_stored(info, str(path)), config)
-    fixed = {k: v for k, v in changed.items() if k not in RESUMABLE}
+    fixed = {k: v for k, v in changed.items() if k in FIXED_ON_RESUME}
     if fixed:
         listed = ", ".join(f"{k}={new} (the run's: {old})" for k, (old, new) in fixed.items())
         raise UserError(f"--resume continues a run with its own settings, and these differ: {listed}; drop them, "
@@ -263,7 +278,7 @@ def resume_point(folder: Path, existing: list[Path], config: Config, data_now: d
                             "resume on the dataset the run was trained on")
     for k, (old, new) in changed.items():
         log(f"note: resuming with {k}={new} (was {old})")
-    return path
+    return path, changed
 
 
 def restore(run: Run, path: Path) -> None:

@@ -17,11 +17,8 @@ DistributedDataParallel modules with their own optimisers, D's forward in G's up
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +26,10 @@ import torch
 from . import balance, checkpoint, distributed, guard
 from .config import Config, TrainConfig
 from .errors import UserError
-from .losses import feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty, teacher_forced_nll
+from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty,
+                     sample_rewards, score_function_loss, teacher_forced_nll)
 from .model import grid_features, onehot_to_features
+from .processes import sigterm_as_interrupt
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
 
 class TrainingStopped(UserError):
@@ -63,7 +62,7 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     """
     run = start(data_dir, run_dir, config, resume=resume, progress=progress, log=log)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             run_phases(run)
     except KeyboardInterrupt:
         path = save_checkpoint(run, f"step-{run.progress.total:06d}")
@@ -186,15 +185,21 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
 def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     """One update of G against the current D (plus feature matching and the likelihood anchor on the real
     batch of D's last update); returns G's loss and gradient norm."""
-    cfg = run.cfg
+    cfg, p, reinforce = run.cfg, run.progress, run.cfg.estimator == "reinforce"
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
-        fake = onehot_to_features(run.g_net(z, run.window, tau=cfg.gumbel_tau).onehot)
+        out = run.g_net(z, run.window, tau=cfg.gumbel_tau)
+        fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
         with run.d_net.no_sync() if run.world.size > 1 else nullcontext():  # D's gradients are discarded
             scored = run.d_net(fake)
             loss = get_loss(cfg.loss).g(scored.logits.float())
+            if reinforce:
+                rewards = sample_rewards(get_loss(cfg.loss), scored.logits)
+                base = rewards.mean().item() if p.reward_baseline is None else p.reward_baseline
+                loss = score_function_loss(out.logits, out.onehot, rewards, base)
+                p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()
             if cfg.feature_matching > 0:
                 with torch.no_grad():
                     real_features = run.D(d.real.detach()).features
@@ -282,18 +287,3 @@ def _stop(run: Run, reason: str) -> None:
     kept = sorted((run.folder / "checkpoints").glob("step-*.safetensors"))
     where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
     raise TrainingStopped(f"training stopped at iteration {run.progress.total}: {reason}; {where}")
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler's stop, ``kill``) is treated like Ctrl-C: save, then leave."""
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if in_main_thread else None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
