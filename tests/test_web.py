@@ -117,3 +117,55 @@ def test_full_queue_answers_503(tiny_run, tmp_path):
     with TestClient(app) as c:
         r = c.post("/api/compose", json={"model": "tiny", "bars": 1})
         assert r.status_code == 503 and "busy" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("body", ['{"temperature": NaN}', '{"temperature": Infinity}', '{"seed": NaN}',
+                                  '{"seed": 1e400}', '{"temperature": -Infinity}', '{"bars": 1e400}'])
+def test_non_finite_and_overflowing_numbers_are_422(client, body):
+    r = client.post("/api/compose", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][-1] in body
+
+
+def test_audio_and_picture_are_rendered_only_when_asked_for_then_kept(client):
+    out = client.app.state.composer_state.out
+    p = compose(client, seed=4).json()["pieces"][0]
+    assert sorted(f.suffix for f in out.glob(f"{p['id']}.*")) == [".json", ".mid"]
+    assert p["label"] == "tiny-seed4-0" and p["temperature"] == 1.0
+    head = client.head(p["files"]["wav"])
+    assert head.status_code == 200 and head.headers["content-type"] == "audio/wav"
+    wav = client.get(p["files"]["wav"])
+    assert wav.content[:4] == b"RIFF" and 'filename="tiny-seed4-0.wav"' in wav.headers["content-disposition"]
+    first = (out / f"{p['id']}.wav").stat().st_mtime_ns
+    assert client.get(p["files"]["wav"]).content == wav.content
+    assert (out / f"{p['id']}.wav").stat().st_mtime_ns == first  # rendered once
+    assert client.get(p["files"]["png"]).content[:4] == b"\x89PNG"
+
+
+def test_malformed_range_gets_json(client):
+    p = compose(client, seed=1).json()["pieces"][0]
+    r = client.get(p["files"]["mid"], headers={"Range": "bytes=oops"})
+    assert r.status_code == 416 and "Range" in r.json()["detail"]
+
+
+def test_output_folder_stays_bounded_and_a_restart_lists_what_is_on_disk(tiny_run, tmp_path):
+    out = tmp_path / "o"
+    with TestClient(create_app({"tiny": tiny_run}, out, keep_pieces=5)) as c:
+        ids = [c.post("/api/compose", json={"model": "tiny", "bars": 1, "seed": s}).json()["pieces"][0]["id"]
+               for s in range(8)]
+        c.get(f"/files/{ids[-1]}.wav")
+        assert [p["id"] for p in c.get("/api/pieces").json()] == ids[-5:]
+        assert {f.stem for f in out.iterdir()} == set(ids[-5:])
+    with TestClient(create_app({"tiny": tiny_run}, out, keep_pieces=5)) as c:  # a restart
+        assert [p["id"] for p in c.get("/api/pieces").json()] == ids[-5:]
+        assert c.get(f"/files/{ids[-1]}.wav").status_code == 200
+        assert c.get(f"/files/{ids[0]}.mid").status_code == 404
+
+
+def test_host_allow_list_body_cap_and_work_cap(client):
+    assert client.get("/api/models", headers={"Host": "attacker.example"}).status_code == 400
+    big = '{"model": "tiny", "bars": 1, "pad": "' + "x" * 100_000 + '"}'
+    r = client.post("/api/compose", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "KiB" in r.json()["detail"]
+    r = compose(client, n=16, bars=64)
+    assert r.status_code == 400 and "at most" in r.json()["detail"]

@@ -232,9 +232,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import socket
+
     import uvicorn
 
-    from .web.app import create_app, find_models
+    from .web.app import LOOPBACK_HOSTS, create_app, find_models
 
     models = find_models(args.runs)
     if args.model:
@@ -242,10 +244,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   **models}
     if not models:
         raise UserError("no model to serve: pass --model or --runs, or reinstall the package")
-    app = create_app(models, args.out, workers=args.workers)
-    where = f"http://{args.host}:{args.port}/"
-    print(f"gancomposer: serving {', '.join(models)} at {where} (API docs at {where}docs); Ctrl-C stops")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    hosts = LOOPBACK_HOSTS + tuple(args.allow_host or ()) + ((args.host,) if args.host not in ("0.0.0.0", "::") else ())
+    if args.host not in LOOPBACK_HOSTS:
+        print(f"gancomposer: warning: serving on {args.host} lets other machines on the network compose and "
+              f"read files; requests must name one of these hosts: {', '.join(hosts)} (add more with "
+              "--allow-host)", file=sys.stderr)
+    try:  # bind first: "serving at" is printed only once the port is ours
+        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+        sock.listen(2048)
+    except OSError as e:
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}"
+                        + (" (another program uses that port; choose one with --port)"
+                           if e.errno == 98 else "")) from None
+    app = create_app(models, args.out, workers=args.workers, keep_pieces=args.keep_pieces, keep_mb=args.keep_mb,
+                     allowed_hosts=hosts)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    where = f"http://{'localhost' if args.host in LOOPBACK_HOSTS else args.host}:{sock.getsockname()[1]}/"
+    print(f"gancomposer: serving {', '.join(models)} at {where} (API docs at {where}docs); Ctrl-C stops",
+          flush=True)
+    server.run(sockets=[sock])
     return 0
 
 
@@ -385,6 +404,10 @@ def _add_compose_commands(sub) -> None:
     p.add_argument("--runs", help="a folder searched for training runs to offer too")
     p.add_argument("--out", help="folder for composed files (default: a new temporary folder)")
     p.add_argument("--workers", type=int, default=2, help="pieces composed at once; more requests queue")
+    p.add_argument("--keep-pieces", type=int, default=500, help="pieces kept in --out; the oldest are deleted")
+    p.add_argument("--keep-mb", type=float, default=500, help="megabytes kept in --out; the oldest are deleted")
+    p.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="a host name requests may use besides this machine's loopback names (repeatable)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="compose 8 pieces with the shipped model into output/ (what `make demo` runs)")

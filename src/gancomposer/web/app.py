@@ -4,11 +4,17 @@ Pieces are composed in a worker thread, at most ``workers`` at a time; further r
 queue (a burst slows the app down, it never crashes it) and are refused with 503 beyond it. Every piece gets
 its own random id and its files are named by it, so concurrent requests never mix pieces up. Files are served
 only from the app's own output folder, by id, never by a path the client chose.
+
+A compose writes only the piece's MIDI file and its description (``ID.json``, notes included: the page plays
+the notes itself). Its WAV and PNG are rendered the first time they are asked for, then kept. The folder keeps
+the newest ``keep_pieces`` pieces within ``keep_mb`` megabytes, deleting the oldest; a restart lists what is
+on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import tempfile
@@ -17,23 +23,32 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..compose import DEFAULT_MODEL, MAX_SEED, ComposedPiece, Composer, concatenate
-from ..render import save as save_file
 from ..errors import UserError
+from ..files import write_json_atomic
+from ..io.midi import read_midi
+from ..render import save as save_file
 
 STATIC = Path(__file__).parent / "static"
-FILE_NAME = re.compile(r"^[0-9a-f]{16}\.(mid|wav|png)$")
+FILE_NAME = re.compile(r"^([0-9a-f]{16})\.(mid|wav|png)$")
+PIECE_JSON = re.compile(r"^[0-9a-f]{16}\.json$")
+RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*$")
 MEDIA = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png"}
+MAX_BODY = 64 * 1024  # bytes of a request body: every valid request is far smaller
+MAX_WORK_BARS = 256  # n x bars one compose request may ask for
 
 
 class ComposeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused with its name, never ignored
+    # a misspelt field is refused with its name, never ignored; NaN and infinities are refused too
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = Field("bach-chorales", description="a name from GET /api/models")
     n: int = Field(1, ge=1, le=16, description="pieces to compose")
@@ -43,7 +58,7 @@ class ComposeRequest(BaseModel):
 
 
 class InterpolateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = "bach-chorales"
     seed_a: int = Field(..., ge=0, le=MAX_SEED)
@@ -59,9 +74,12 @@ class AppState:
     out: Path
     workers: int = 2
     max_queue: int = 256
+    keep_pieces: int = 500
+    keep_bytes: int = 500 * 2**20
     composers: dict[str, Composer] = field(default_factory=dict)
-    pieces: list[dict] = field(default_factory=list)
+    pieces: list[dict] = field(default_factory=list)  # oldest first
     lock: threading.Lock = field(default_factory=threading.Lock)
+    render_locks: dict[str, threading.Lock] = field(default_factory=dict)
     waiting: int = 0
     semaphore: asyncio.Semaphore | None = None
 
@@ -88,29 +106,86 @@ class AppState:
         finally:
             self.waiting -= 1
 
-    def save(self, pieces: list[ComposedPiece], model: str, kind: str) -> list[dict]:
-        """Write each piece's files under a new random id; returns their descriptions."""
+    def save(self, pieces: list[ComposedPiece], model: str, kind: str, extra: dict | None = None) -> list[dict]:
+        """Write each piece's MIDI file and description under a new random id; returns the descriptions."""
         out = []
         for cp in pieces:
             pid = secrets.token_hex(8)
-            for fmt in ("mid", "wav", "png"):
-                cp.save(self.out / f"{pid}.{fmt}")
-            out.append(_describe(cp, pid, model, kind))
+            cp.save(self.out / f"{pid}.mid")
+            desc = _describe(cp, pid, model, kind, extra or {})
+            write_json_atomic(self.out / f"{pid}.json", desc)
+            out.append(desc)
         with self.lock:
             self.pieces.extend(out)
+        self.prune()
         return out
+
+    def load_existing(self) -> None:
+        """List the pieces an earlier run of the app left in the output folder."""
+        found = []
+        for path in self.out.glob("*.json"):
+            if not PIECE_JSON.match(path.name):
+                continue
+            try:
+                desc = json.loads(path.read_text())
+                if desc.get("id") == path.stem and (self.out / f"{path.stem}.mid").is_file():
+                    found.append(desc)
+            except (OSError, ValueError, AttributeError):
+                continue
+        self.pieces = sorted(found, key=lambda d: d.get("created", 0))
+        self.prune()
+
+    def prune(self) -> None:
+        """Delete the oldest pieces beyond ``keep_pieces`` or ``keep_bytes`` (their files included)."""
+        with self.lock:
+            sizes = {p["id"]: sum(f.stat().st_size for f in self.out.glob(f"{p['id']}.*")) for p in self.pieces}
+            total = sum(sizes.values())
+            while self.pieces and (len(self.pieces) > self.keep_pieces or total > self.keep_bytes):
+                old = self.pieces.pop(0)
+                total -= sizes.get(old["id"], 0)
+                for f in self.out.glob(f"{old['id']}.*"):
+                    f.unlink(missing_ok=True)
+
+    def piece(self, pid: str) -> dict:
+        with self.lock:
+            for p in self.pieces:
+                if p["id"] == pid:
+                    return p
+        raise HTTPException(404, f"no piece {pid!r}")
+
+    def file(self, pid: str, kind: str) -> Path:
+        """The piece's file of ``kind``, rendered from its MIDI file the first time it is asked for."""
+        desc = self.piece(pid)
+        path = self.out / f"{pid}.{kind}"
+        if kind in ("wav", "png") and not path.is_file():
+            with self.lock:
+                lock = self.render_locks.setdefault(path.name, threading.Lock())
+            with lock:  # two downloads at once render once
+                if not path.is_file():
+                    composer = self.composer(desc["model"])
+                    piece = read_midi(self.out / f"{pid}.mid")
+                    grid = composer.encoding.encode(piece) if kind == "png" else None
+                    save_file(piece, path, grid=grid, enc=composer.encoding, program=composer.program)
+            self.prune()
+        if not path.is_file():
+            raise HTTPException(404, "not found")
+        return path
 
     def compose(self, req: ComposeRequest) -> dict:
         composer = self.composer(req.model)
+        if req.n * req.bars > MAX_WORK_BARS:
+            raise UserError(f"n x bars is {req.n * req.bars}; one request may ask for at most {MAX_WORK_BARS} bars")
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        pieces = composer.compose(n=req.n, bars=req.bars, seed=seed, temperature=req.temperature)
-        return {"seed": seed, "pieces": self.save(pieces, req.model, "compose")}
+        temperature = composer.temperature if req.temperature is None else req.temperature
+        pieces = composer.compose(n=req.n, bars=req.bars, seed=seed, temperature=temperature)
+        return {"seed": seed, "pieces": self.save(pieces, req.model, "compose", {"temperature": temperature})}
 
     def interpolate(self, req: InterpolateRequest) -> dict:
         composer = self.composer(req.model)
+        temperature = composer.temperature if req.temperature is None else req.temperature
         pieces = composer.interpolate(req.seed_a, req.seed_b, pieces=req.pieces, bars=req.bars,
-                                      temperature=req.temperature)
-        saved = self.save(pieces, req.model, "interpolate")
+                                      temperature=temperature)
+        saved = self.save(pieces, req.model, "interpolate", {"temperature": temperature})
         walk_id = secrets.token_hex(8)
         save_file(concatenate(pieces), self.out / f"{walk_id}.mid", program=composer.program)
         return {"pieces": saved, "walk": f"/files/{walk_id}.mid"}
@@ -128,11 +203,12 @@ def find_models(runs: str | None) -> dict[str, Path | None]:
     return models
 
 
-def _describe(cp: ComposedPiece, pid: str, model: str, kind: str) -> dict:
+def _describe(cp: ComposedPiece, pid: str, model: str, kind: str, extra: dict) -> dict:
     p = cp.piece
+    label = f"{model}-seed{cp.seed}-{cp.meta.get('index', cp.piece.name.rsplit('-', 1)[-1])}"
     return {
-        "id": pid, "model": model, "kind": kind, "name": p.name, "seed": cp.seed, **cp.meta,
-        "bars": cp.bars, "tempo": p.tempo,
+        "id": pid, "model": model, "kind": kind, "name": p.name, "seed": cp.seed, **cp.meta, **extra,
+        "bars": cp.bars, "tempo": p.tempo, "program": cp.program, "label": label,
         "seconds": round(len(cp.grid) / cp.encoding.steps_per_quarter * 60 / p.tempo, 2),
         "notes": [[int(a), float(b), float(c)] for a, b, c in zip(p.pitch, p.start, p.duration)],
         "range": [cp.encoding.low, cp.encoding.high], "created": time.time(),
@@ -140,14 +216,38 @@ def _describe(cp: ComposedPiece, pid: str, model: str, kind: str) -> dict:
     }
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 def create_app(models: dict[str, Path | None] | None = None, out: str | Path | None = None, *,
-               workers: int = 2, max_queue: int = 256) -> FastAPI:
-    """The app; ``models`` defaults to the shipped model, ``out`` to a fresh temporary folder."""
+               workers: int = 2, max_queue: int = 256, keep_pieces: int = 500, keep_mb: float = 500,
+               allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS + ("testserver",)) -> FastAPI:
+    """The app; ``models`` defaults to the shipped model, ``out`` to a fresh temporary folder.
+
+    Requests whose ``Host`` is not in ``allowed_hosts`` are refused (a page on another site that rebinds its
+    name to this machine cannot read the API).
+    """
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="gancomposer-web-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = AppState(models if models is not None else find_models(None), out_dir.resolve(), workers, max_queue)
+    state = AppState(models if models is not None else find_models(None), out_dir.resolve(), workers, max_queue,
+                     keep_pieces, int(keep_mb * 2**20))
+    state.load_existing()
     app = FastAPI(title="gancomposer", version=__version__,
                   description="Compose music with a recurrent GAN: JSON API behind the page at /.")
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the reasons without the values: an echoed NaN or 1e400 could not even be written as JSON
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.middleware("http")
+    async def body_cap(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return JSONResponse({"detail": f"request body over {MAX_BODY // 1024} KiB"}, status_code=413)
+        return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -172,28 +272,35 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
     async def interpolate(req: InterpolateRequest) -> dict:
         return await state.run_limited(state.interpolate, req)
 
-    @app.get("/api/pieces", summary="Pieces composed since the app started, newest last")
+    @app.get("/api/pieces", summary="Pieces in the output folder (this run's and earlier ones'), newest last")
     def list_pieces() -> list[dict]:
         with state.lock:
             return [{k: v for k, v in p.items() if k != "notes"} for p in state.pieces]
 
     @app.get("/api/pieces/{pid}", summary="One piece, with its notes")
     def get_piece(pid: str) -> dict:
-        with state.lock:
-            for p in state.pieces:
-                if p["id"] == pid:
-                    return p
-        raise HTTPException(404, f"no piece {pid!r}")
+        return state.piece(pid)
 
-    @app.get("/files/{name}", summary="A piece's MIDI, WAV or PNG (HTTP range requests honoured)")
-    def files(name: str) -> FileResponse:
-        if not FILE_NAME.match(name):
+    @app.api_route("/files/{name}", methods=["GET", "HEAD"],
+                   summary="A piece's MIDI, WAV or PNG (WAV and PNG rendered when first asked for; ranges honoured)")
+    async def files(name: str, request: Request) -> FileResponse:
+        m = FILE_NAME.match(name)
+        if not m:
             raise HTTPException(404, "not found")
-        path = (state.out / name).resolve()
-        if path.parent != state.out or not path.is_file():
-            raise HTTPException(404, "not found")
-        return FileResponse(path, media_type=MEDIA[name.rsplit(".", 1)[1]],
-                            filename=name if not name.endswith(".png") else None)
+        pid, kind = m.groups()
+        rng = request.headers.get("range")
+        if rng is not None and not RANGE.match(rng.strip()):
+            raise HTTPException(416, f"malformed Range header {rng[:60]!r}; expected bytes=START-END")
+        known = any(p["id"] == pid for p in state.pieces)
+        if known:
+            path = await run_in_threadpool(state.file, pid, kind)
+        else:  # an interpolation's whole walk is a MIDI file without a piece of its own
+            path = (state.out / name).resolve()
+            if kind != "mid" or path.parent != state.out or not path.is_file():
+                raise HTTPException(404, "not found")
+        label = state.piece(pid)["label"] if known else f"walk-{pid}"
+        return FileResponse(path, media_type=MEDIA[kind],
+                            filename=f"{label}.{kind}" if kind != "png" else None)
 
     app.state.composer_state = state
     return app

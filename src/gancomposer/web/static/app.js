@@ -1,6 +1,8 @@
-// The page: compose through the JSON API, draw the piano roll, play the server-rendered WAV with a playhead.
+// The page: compose through the JSON API, draw the piano roll, and play the notes at once with a small
+// built-in synthesizer (Web Audio); the server renders WAV and PNG only when they are downloaded.
 const $ = (id) => document.getElementById(id);
-let current = null;
+const NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+let current = null, audio = null, playing = null, roll = null;
 
 function setStatus(text, error = false) {
   $("status").textContent = text;
@@ -36,30 +38,86 @@ function drawRoll(piece) {
     ctx.fillStyle = "#2f6fd1"; ctx.fillRect(x(s), y(p), Math.max(1, x(s + d) - x(s) - 1), h / rows - 1);
     ctx.fillStyle = "#0b2d66"; ctx.fillRect(x(s), y(p), 2, h / rows - 1);
   }
+  ctx.fillStyle = "#4a5563"; ctx.font = "11px sans-serif";  // note names on the pitch axis: every C
+  for (let p = bottom; p <= top; p++) {
+    if (p % 12 === 0) ctx.fillText(`${NAMES[p % 12]}${Math.floor(p / 12) - 1}`, 3, y(p) + h / rows - 2);
+  }
 }
 
-function show(piece) {
+function stop() {
+  if (playing) { playing.master.disconnect(); playing = null; }
+  $("play").textContent = "Play";
+  markPlaying();
+}
+
+function play(piece, from = 0) {
+  // one triangle-wave voice per note with a short attack and release: enough to hear the music at once
+  stop();
+  audio = audio || new AudioContext();
+  audio.resume();
+  const beat = 60 / piece.tempo, t0 = audio.currentTime + 0.05 - from;
+  const master = audio.createGain();
+  master.gain.value = 0.12;
+  master.connect(audio.destination);
+  for (const [p, s, d] of piece.notes) {
+    const start = t0 + s * beat, end = start + d * beat;
+    if (end <= audio.currentTime + 0.05) continue;
+    const on = Math.max(start, audio.currentTime + 0.05);
+    const osc = audio.createOscillator(), env = audio.createGain();
+    osc.type = "triangle";
+    osc.frequency.value = 440 * 2 ** ((p - 69) / 12);
+    env.gain.setValueAtTime(0, on);
+    env.gain.linearRampToValueAtTime(0.6, on + 0.01);
+    env.gain.setTargetAtTime(0, Math.max(on + 0.01, end - 0.03), 0.02);
+    osc.connect(env).connect(master);
+    osc.start(on);
+    osc.stop(end + 0.2);
+  }
+  playing = {piece, t0, master};
+  $("play").textContent = "Stop";
+  markPlaying();
+}
+
+function markPlaying() {
+  for (const b of $("history").querySelectorAll("button")) {
+    const on = playing && b.dataset.id === playing.piece.id;
+    b.setAttribute("aria-current", on ? "true" : "false");
+  }
+}
+
+function show(piece, autoplay = true) {
   current = piece;
   $("player").hidden = false;
-  $("title").textContent = `${piece.name} · ${piece.model} · ${piece.bars} bars · ${piece.seconds} s`;
+  const t = piece.temperature !== undefined ? ` · temperature ${piece.temperature}` : "";
+  $("title").textContent = `${piece.label || piece.name} · ${piece.bars} bars · ${piece.seconds} s${t}`;
   drawRoll(piece);
-  $("audio").src = piece.files.wav;
   $("dl-mid").href = piece.files.mid; $("dl-wav").href = piece.files.wav; $("dl-png").href = piece.files.png;
   $("playhead").style.left = "0px";
+  if (autoplay) play(piece); else stop();
+}
+
+function describe(piece) {
+  const when = new Date(piece.created * 1000).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  const t = piece.temperature !== undefined ? `, temperature ${piece.temperature}` : "";
+  return `${piece.kind === "interpolate" ? "morph" : "seed " + piece.seed}${t}, ${piece.bars} bars, ${when}`;
 }
 
 function addHistory(piece) {
-  const li = document.createElement("li");
-  li.textContent = `${piece.name} (${piece.bars} bars, ${piece.kind})`;
-  li.onclick = async () => show(await api(`/api/pieces/${piece.id}`));
-  $("history").appendChild(li);
+  const li = document.createElement("li"), button = document.createElement("button");
+  button.type = "button";
+  button.dataset.id = piece.id;
+  button.textContent = describe(piece);
+  button.setAttribute("aria-label", `Play ${describe(piece)}`);
+  button.onclick = async () => show(await api(`/api/pieces/${piece.id}`));
+  li.appendChild(button);
+  $("history").prepend(li);
 }
 
 function tick() {
-  const audio = $("audio");
-  if (current && audio.duration) {
-    const frac = Math.min(1, audio.currentTime / (current.seconds || audio.duration));
-    $("playhead").style.left = `${frac * $("roll").clientWidth}px`;
+  if (playing) {
+    const frac = (audio.currentTime - playing.t0) / playing.piece.seconds;
+    if (frac >= 1) stop();
+    else if (playing.piece === current) $("playhead").style.left = `${Math.max(0, frac) * $("roll").clientWidth}px`;
   }
   requestAnimationFrame(tick);
 }
@@ -82,17 +140,40 @@ async function run(button, label, request) {
   }
 }
 
-$("compose").onclick = () => run($("compose"), "Composing", () => api("/api/compose", {
-  model: $("model").value, bars: Number($("bars").value), temperature: $("temperature").value === "" ? null : Number($("temperature").value),
-  seed: $("seed").value === "" ? null : Number($("seed").value),
-}));
+function number(id, label) {
+  const v = $(id).value.trim();
+  if (v === "" || !Number.isFinite(Number(v))) throw new Error(`${label}: enter a number`);
+  return Number(v);
+}
 
-$("interpolate").onclick = async () => {
+function optional(id) {
+  const v = $(id).value.trim();
+  return v === "" ? null : Number(v);
+}
+
+function compose() {
+  return run($("compose"), "Composing", () => api("/api/compose", {
+    model: $("model").value, bars: number("bars", "Bars"), temperature: optional("temperature"),
+    seed: optional("seed"),
+  }));
+}
+
+$("compose-form").onsubmit = (e) => { e.preventDefault(); compose(); };  // the button, or Enter in a field
+
+async function morph() {
   const data = await run($("interpolate"), "Interpolating", () => api("/api/interpolate", {
-    model: $("model").value, seed_a: Number($("seed-a").value), seed_b: Number($("seed-b").value),
-    pieces: Number($("pieces").value), temperature: $("temperature").value === "" ? null : Number($("temperature").value),
+    model: $("model").value, seed_a: number("seed-a", "Seed A"), seed_b: number("seed-b", "Seed B"),
+    pieces: number("pieces", "Pieces"), bars: number("morph-bars", "Bars"), temperature: optional("temperature"),
   }));
   if (data) { $("walk").href = data.walk; $("walk").hidden = false; }
+}
+
+$("morph-form").onsubmit = (e) => { e.preventDefault(); morph(); };
+$("play").onclick = () => { if (playing) stop(); else if (current) play(current); };
+$("roll").onclick = (e) => {  // clicking the roll plays from there
+  if (!current) return;
+  const r = $("roll").getBoundingClientRect();
+  play(current, ((e.clientX - r.left) / r.width) * current.seconds);
 };
 
 (async () => {
@@ -100,7 +181,7 @@ $("interpolate").onclick = async () => {
     const models = await api("/api/models");
     for (const m of models) $("model").add(new Option(m.name, m.name));
     if (!models.length) setStatus("No model found: train one, or reinstall the package.", true);
-    (await api("/api/pieces")).forEach(addHistory);
+    (await api("/api/pieces")).forEach(addHistory);  // what the folder still holds, from earlier runs too
   } catch (err) { setStatus(`Could not reach the server: ${err.message}`, true); }
   requestAnimationFrame(tick);
 })();
