@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import httpx
@@ -37,21 +38,23 @@ async def fire(base: str, n: int, bars: int, model: str) -> tuple[list, list[flo
             return r, time.perf_counter() - t
 
         page: list[float] = []
+        stop = threading.Event()
 
-        async def poll_page(stop: asyncio.Event):
-            while not stop.is_set():
-                t = time.perf_counter()
-                await client.get("/")
-                page.append(time.perf_counter() - t)
-                await asyncio.sleep(0.05)
+        def poll_page():  # its own thread and connection: the client's busy event loop cannot delay it
+            with httpx.Client(base_url=base, timeout=60) as own:
+                while not stop.is_set():
+                    t = time.perf_counter()
+                    own.get("/")
+                    page.append(time.perf_counter() - t)
+                    time.sleep(0.05)
 
-        stop = asyncio.Event()
-        poller = asyncio.create_task(poll_page(stop))
+        poller = threading.Thread(target=poll_page)
+        poller.start()
         t0 = time.perf_counter()
         results = await asyncio.gather(*(one(1000 + i) for i in range(n)))
         total = time.perf_counter() - t0
         stop.set()
-        await poller
+        poller.join()
         checks = []
         for (r, _), seed in zip(results, range(1000, 1000 + n)):
             ok = r.status_code == 200
@@ -107,7 +110,8 @@ def report(n: int, bars: int, checks: list, lat: list[float], total: float, page
     print(f"{n} concurrent compose requests ({bars} bars; MIDI written, WAV and PNG left for download) in "
           f"{total:.2f} s: {n / total:.1f} requests/s")
     print(f"  latency p50 {np.percentile(lat, 50):.2f} s, p95 {np.percentile(lat, 95):.2f} s, max {max(lat):.2f} s; "
-          f"GET / meanwhile: {len(page)} fetches, max {1000 * max(page, default=0):.0f} ms")
+          f"GET / meanwhile: {len(page)} fetches, p50 {1000 * np.percentile(page, 50):.0f} ms, "
+          f"max {1000 * max(page, default=0):.0f} ms")
     print(f"  errors: {errors} (status codes {sorted(set(codes))}); right seed: {sum(c[1] for c in checks)}/{n}; "
           f"distinct pieces: {len(set(ids))}; MIDI parses with the reported notes: {sum(c[3] for c in checks)}/{n}")
     return bool(errors) or len(set(ids)) != n or not all(c[3] for c in checks)

@@ -169,3 +169,58 @@ def test_host_allow_list_body_cap_and_work_cap(client):
     assert r.status_code == 413 and "KiB" in r.json()["detail"]
     r = compose(client, n=16, bars=64)
     assert r.status_code == 400 and "at most" in r.json()["detail"]
+
+
+def test_requests_arriving_together_are_composed_in_one_pass_each_as_if_alone(tiny_run, tmp_path):
+    from gancomposer.compose import Composer
+
+    app = create_app({"tiny": tiny_run}, tmp_path / "o", workers=1)
+    state = app.state.composer_state
+    state.gather_s = 0.3  # wide enough that every request of the burst lands in it
+    calls = []
+    with TestClient(app) as c:
+        composer = state.composer("tiny")
+        real = composer.compose_many
+        composer.compose_many = lambda requests: calls.append(len(requests)) or real(requests)
+        bodies = [{"model": "tiny", "bars": 1 + s % 3, "seed": s, "temperature": [None, 0.8, 1.3][s % 3]}
+                  for s in range(10)]
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(lambda b: c.post("/api/compose", json=b), bodies))
+    assert all(r.status_code == 200 for r in results)
+    assert max(calls) > 1 and sum(calls) == 10  # batched
+    alone = Composer.load(tiny_run)
+    for body, r in zip(bodies, results):
+        piece = r.json()["pieces"][0]
+        expect = alone.compose(n=1, bars=body["bars"], seed=body["seed"], temperature=body["temperature"])[0]
+        assert piece["notes"] == [[int(a), float(b), float(d)] for a, b, d in expect.piece.notes()]
+
+
+def test_serve_says_where_only_once_bound_and_a_busy_port_is_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first = subprocess.Popen([sys.executable, "-m", "gancomposer", "serve", "--port", str(port), "--out",
+                              str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = first.stdout.readline()
+        assert f"serving bach-chorales at http://localhost:{port}/" in line
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # bound and listening when it said so
+        busy = subprocess.run([sys.executable, "-m", "gancomposer", "serve", "--port", str(port), "--out",
+                               str(tmp_path / "b")], capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 1 and "Traceback" not in busy.stderr
+        assert busy.stderr.count("\n") == 1 and "another program uses that port" in busy.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=20)
+    wide = subprocess.Popen([sys.executable, "-m", "gancomposer", "serve", "--host", "0.0.0.0", "--port", "0",
+                             "--out", str(tmp_path / "c")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "warning: serving on 0.0.0.0" in wide.stderr.readline()
+    finally:
+        wide.terminate()
+        wide.wait(timeout=20)

@@ -27,7 +27,7 @@ from .encoding import DEFAULT_METER, Encoding
 from .errors import UserError
 from .model import Generator
 from .piece import Piece
-from .sampling import sample_grids
+from .sampling import sample_blocks, sample_grids
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = PRETRAINED_DIR / "bach-chorales.safetensors"
@@ -166,6 +166,24 @@ class Composer:
                                          progress=done)
             names = [f"seed{seed}-{i}" for i in range(first, first + count)]
             yield self._pieces(grids, seed, names, [{"index": i} for i in range(first, first + count)])
+
+    def compose_many(self, requests: list[tuple[int, int, int, float | None]]) -> list[list[ComposedPiece]]:
+        """Several ``(n, bars, seed, temperature)`` requests in one batched pass (how the web app serves requests
+        that arrive together); each gets exactly the pieces :meth:`compose` gives it alone. Each ``n`` is at
+        most :data:`BATCH`."""
+        blocks, lengths = [], []
+        for n, bars, seed, temperature in requests:
+            if not 1 <= n <= BATCH:
+                raise UserError(f"n must lie in 1..{BATCH}, got {n}")
+            t = check_request(bars, self.temperature if temperature is None else temperature)
+            blocks.append((self.latents(n, seed), seed, t))
+            lengths.append(bars * self.steps_per_bar)
+        device = next(self.generator.parameters()).device
+        grids = sample_blocks(self.generator, [(z.to(device), s, t) for z, s, t in blocks], max(lengths),
+                              chunk_steps=CHUNK_BARS * self.steps_per_bar)
+        return [self._pieces(list(g[:, :steps]), seed, [f"seed{seed}-{i}" for i in range(n)],
+                             [{"index": i} for i in range(n)])
+                for g, steps, (n, _, seed, _) in zip(grids, lengths, requests)]
 
     def interpolate(self, seed_a: int, seed_b: int, pieces: int = 5, bars: int = 4,
                     temperature: float | None = None) -> list[ComposedPiece]:

@@ -82,10 +82,37 @@ def bar_position(start: int, steps: int, steps_per_bar: int, device=None) -> tor
     return F.one_hot(idx, steps_per_bar).float()
 
 
-def gumbel_noise(shape: torch.Size, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+class BlockNoise:
+    """Random numbers for a batch made of blocks of rows, each block drawn from its own generator: a block gets
+    exactly the numbers it would get as a batch of its own (so requests composed together sound as if alone)."""
+
+    def __init__(self, generators: list[torch.Generator], sizes: list[int]):
+        self.generators, self.sizes = generators, sizes
+
+    def draw(self, fn, shape: tuple[int, ...], device) -> torch.Tensor:
+        return torch.cat([fn((n, *shape[1:]), generator=g, device=device, dtype=torch.float32)
+                          for g, n in zip(self.generators, self.sizes)])
+
+
+Noise = torch.Generator | BlockNoise | None
+
+
+def _draw(fn, shape: tuple[int, ...], generator: Noise, device) -> torch.Tensor:
+    if isinstance(generator, BlockNoise):
+        return generator.draw(fn, shape, device)
+    return fn(shape, generator=generator, device=device, dtype=torch.float32)
+
+
+def gumbel_noise(shape: torch.Size, generator: Noise = None, device=None) -> torch.Tensor:
     """Standard Gumbel noise: ``argmax(logits + noise)`` is a sample from ``softmax(logits)``."""
-    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
+    u = _draw(torch.rand, tuple(shape), generator, device)
     return -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
+
+
+def inverse_temperature(temperature: float | torch.Tensor, rows: int, device) -> torch.Tensor:
+    """``1 / temperature`` as a ``(rows, 1)`` column: one temperature for all rows, or one per row."""
+    t = torch.as_tensor(temperature, dtype=torch.float32, device=device).reshape(-1, 1)
+    return (1.0 / t).expand(rows, 1)
 
 
 def straight_through(logits: torch.Tensor, gumbel: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
@@ -168,8 +195,8 @@ class Generator(nn.Module):
         return self.z_to_input(z).unsqueeze(1) + self.cond_to_input(torch.cat([pos, noise], -1))
 
     def forward(
-        self, z: torch.Tensor, steps: int = 0, *, tau: float = 1.0, temperature: float = 1.0,
-        generator: torch.Generator | None = None, carry: tuple | None = None, teacher: torch.Tensor | None = None,
+        self, z: torch.Tensor, steps: int = 0, *, tau: float = 1.0, temperature: float | torch.Tensor = 1.0,
+        generator: Noise = None, carry: tuple | None = None, teacher: torch.Tensor | None = None,
     ) -> GeneratorOutput:
         """Compose ``steps`` grid steps from latent ``z`` ``(B, latent_dim)``.
 
@@ -178,8 +205,8 @@ class Generator(nn.Module):
         modes go through ``forward`` so that DistributedDataParallel synchronises their gradients.
 
         Pass ``carry`` back in to continue a piece seamlessly (recurrent state, last output and step count
-        travel in it). ``temperature`` scales the logits before sampling (< 1: safer, > 1: wilder); ``tau``
-        only shapes the gradient.
+        travel in it). ``temperature`` (one, or one per row) scales the logits before sampling (< 1: safer,
+        > 1: wilder); ``tau`` only shapes the gradient. ``generator`` may be a :class:`BlockNoise`.
         """
         if teacher is not None:
             return self._teacher_forced(z, teacher)
@@ -189,17 +216,18 @@ class Generator(nn.Module):
         else:
             state, prev, start = carry
         outs, logits_all = [], []
+        inv_t = inverse_temperature(temperature, b, z.device)
         for t in range(steps):
             # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
-            noise = torch.randn(b, 1, self.step_noise_dim, generator=generator, device=z.device)
+            noise = _draw(torch.randn, (b, 1, self.step_noise_dim), generator, z.device)
             x = self._inputs(z, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev)
             gumbel = gumbel_noise(base.shape, generator, z.device)
             if self.chord_hidden:
-                y, logits = self._sample_chord(h[:, 0], base, gumbel, tau, temperature)
+                y, logits = self._sample_chord(h[:, 0], base, gumbel, tau, inv_t)
             else:
-                logits = base / temperature
+                logits = base * inv_t.unsqueeze(-1)
                 y = straight_through(logits, gumbel, tau)
             prev = y[..., 1:]
             outs.append(y)
@@ -228,7 +256,7 @@ class Generator(nn.Module):
         return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps))
 
     def _sample_chord(self, h: torch.Tensor, base: torch.Tensor, gumbel: torch.Tensor, tau: float,
-                      temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+                      inv_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw one step's cells block by block from low to high: ``(onehot, logits)`` ``(B, P, S)``.
 
         The loop runs once per block and grid step, so it is written for few tensor operations: cells and
@@ -236,15 +264,15 @@ class Generator(nn.Module):
         """
         b, n, k, ns = base.shape[0], self.cells, CHORD_BLOCK, self.states
         a = self.chord_in(h)
-        v = (self.chord_v / temperature).permute(1, 0, 2).reshape(-1, n * ns)  # (H, P*S)
+        v = self.chord_v.permute(1, 0, 2).reshape(-1, n * ns)  # (H, P*S)
         moves = F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * ns, -1)  # (P*S, H); state 0 moves nothing
-        base = (base / temperature).reshape(b, n * ns)
+        base = (base * inv_t.unsqueeze(-1)).reshape(b, n * ns)  # logits / temperature, row by row
         sample = not (torch.is_grad_enabled() and (a.requires_grad or base.requires_grad))
         noisy = base + gumbel.reshape(b, -1).to(base.dtype) if sample else None
         hidden, ys = [], []
         for lo in range(0, n, k):
             cols = slice(lo * ns, min(lo + k, n) * ns)
-            hp = torch.sigmoid(a)
+            hp = torch.sigmoid(a) * inv_t  # (h @ v) / temperature, row by row
             if sample:
                 state = torch.addmm(noisy[:, cols], hp, v[:, cols]).view(b, -1, ns).argmax(-1)
                 yp = F.one_hot(state, ns).to(base.dtype).view(b, -1)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .model import Generator
+from .model import BlockNoise, Generator
 
 
 @torch.no_grad()
@@ -20,13 +20,31 @@ def sample_grids(generator: Generator, z: torch.Tensor, steps: int, *, seed: int
     recurrent state, the last output and the bar position carried on, which draws exactly what one pass would
     while keeping each call's autograd-free buffers small.
     """
-    gen = torch.Generator(device=z.device).manual_seed(seed)
+    noise = torch.Generator(device=z.device).manual_seed(seed)
+    return _sample(generator, z, steps, noise, temperature, chunk_steps, progress)
+
+
+@torch.no_grad()
+def sample_blocks(generator: Generator, blocks: list[tuple[torch.Tensor, int, float]], steps: int, *,
+                  chunk_steps: int = 64) -> list[np.ndarray]:
+    """Several requests in one batched pass: for each ``(latents, seed, temperature)`` block, the grids that
+    :func:`sample_grids` gives it alone (each block draws its noise from its own seed)."""
+    z = torch.cat([b[0] for b in blocks])
+    sizes = [len(b[0]) for b in blocks]
+    noise = BlockNoise([torch.Generator(device=z.device).manual_seed(seed) for _, seed, _ in blocks], sizes)
+    temperature = torch.cat([torch.full((n,), float(t)) for n, (_, _, t) in zip(sizes, blocks)]).to(z.device)
+    grids = _sample(generator, z, steps, noise, temperature, chunk_steps, None)
+    return np.split(grids, np.cumsum(sizes)[:-1])
+
+
+def _sample(generator: Generator, z: torch.Tensor, steps: int, noise, temperature, chunk_steps: int,
+            progress: Callable[[int], None] | None) -> np.ndarray:
     was_training = generator.training
     generator.eval()
     parts, carry, left = [], None, steps
     while left > 0:
         n = min(left, chunk_steps)
-        onehot, _, carry = generator(z, n, generator=gen, temperature=temperature, carry=carry)
+        onehot, _, carry = generator(z, n, generator=noise, temperature=temperature, carry=carry)
         parts.append(onehot.argmax(-1).to(torch.uint8).cpu().numpy())
         left -= n
         if progress:

@@ -26,12 +26,12 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..compose import DEFAULT_MODEL, MAX_SEED, ComposedPiece, Composer, concatenate
+from ..compose import DEFAULT_MODEL, MAX_SEED, ComposedPiece, Composer, check_request, concatenate
 from ..errors import UserError
 from ..files import write_json_atomic
 from ..io.midi import read_midi
@@ -80,8 +80,12 @@ class AppState:
     pieces: list[dict] = field(default_factory=list)  # oldest first
     lock: threading.Lock = field(default_factory=threading.Lock)
     render_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk per piece
     waiting: int = 0
     semaphore: asyncio.Semaphore | None = None
+    pending: dict[str, list] = field(default_factory=dict)  # compose requests gathering into a batch, per model
+    gather_s: float = 0.005
+    batch_pieces: int = 128
 
     def composer(self, name: str) -> Composer:
         if name not in self.models:
@@ -91,20 +95,84 @@ class AppState:
                 self.composers[name] = Composer.load(self.models[name])
             return self.composers[name]
 
-    async def run_limited(self, fn, *args):
-        """Run ``fn`` in a worker thread once a slot is free; a user error becomes a 400."""
-        if self.semaphore is None:
-            self.semaphore = asyncio.Semaphore(self.workers)
+    def admit(self) -> None:
         if self.waiting >= self.max_queue:
             raise HTTPException(503, "the composer is busy; try again in a moment")
-        self.waiting += 1
+
+    async def in_worker(self, fn, *args):
+        """Run ``fn`` in a worker thread once one of the ``workers`` slots is free; a user error becomes a 400."""
+        if self.semaphore is None:
+            self.semaphore = asyncio.Semaphore(self.workers)
         try:
             async with self.semaphore:
                 return await run_in_threadpool(fn, *args)
         except UserError as e:
             raise HTTPException(400, str(e)) from None
+
+    async def run_limited(self, fn, *args):
+        """:meth:`in_worker`, counted in the bounded queue (503 beyond it)."""
+        self.admit()
+        self.waiting += 1
+        try:
+            return await self.in_worker(fn, *args)
         finally:
             self.waiting -= 1
+
+    async def compose_batched(self, req: ComposeRequest) -> Response:
+        """Compose ``req`` together with the requests for the same model that arrive within ``gather_s``: one
+        batched pass for all, each request getting exactly the pieces it would get alone."""
+        self.admit()
+        composer = await run_in_threadpool(self.composer, req.model)
+        if req.n * req.bars > MAX_WORK_BARS:
+            raise HTTPException(400, f"n x bars is {req.n * req.bars}; one request may ask for at most "
+                                     f"{MAX_WORK_BARS} bars")
+        temperature = composer.temperature if req.temperature is None else req.temperature
+        try:
+            check_request(req.bars, temperature)
+        except UserError as e:
+            raise HTTPException(400, str(e)) from None
+        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        queue = self.pending.setdefault(req.model, [])
+        queue.append((req, seed, temperature, done))
+        if len(queue) == 1:
+            loop.call_later(self.gather_s, lambda: asyncio.ensure_future(self._flush(req.model)))
+        self.waiting += 1
+        try:
+            return await done
+        finally:
+            self.waiting -= 1
+
+    async def _flush(self, model: str) -> None:
+        queue = self.pending.pop(model, [])
+        while queue:
+            size, cut = 0, 0
+            while cut < len(queue) and (cut == 0 or size + queue[cut][0].n <= self.batch_pieces):
+                size, cut = size + queue[cut][0].n, cut + 1
+            asyncio.ensure_future(self._run_batch(model, queue[:cut]))
+            queue = queue[cut:]
+
+    async def _run_batch(self, model: str, batch: list) -> None:
+        try:
+            results = await self.in_worker(self._compose_batch, model, batch)
+        except Exception as e:  # noqa: BLE001 - every waiting request gets the failure
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(e)
+            return
+        for (*_, done), result in zip(batch, results):
+            if not done.done():
+                done.set_result(result)
+
+    def _compose_batch(self, model: str, batch: list) -> list[dict]:
+        composer = self.composer(model)
+        groups = composer.compose_many([(req.n, req.bars, seed, t) for req, seed, t, _ in batch])
+        # encoded here, in the worker thread: JSON of many pieces' notes would otherwise hold up the event loop
+        return [Response(json.dumps({"seed": seed, "pieces": self.save(pieces, model, "compose",
+                                                                      {"temperature": t})}).encode(),
+                         media_type="application/json")
+                for pieces, (req, seed, t, _) in zip(groups, batch)]
 
     def save(self, pieces: list[ComposedPiece], model: str, kind: str, extra: dict | None = None) -> list[dict]:
         """Write each piece's MIDI file and description under a new random id; returns the descriptions."""
@@ -115,8 +183,10 @@ class AppState:
             desc = _describe(cp, pid, model, kind, extra or {})
             write_json_atomic(self.out / f"{pid}.json", desc)
             out.append(desc)
+        sizes = {d["id"]: sum((self.out / f"{d['id']}.{k}").stat().st_size for k in ("mid", "json")) for d in out}
         with self.lock:
             self.pieces.extend(out)
+            self.sizes.update(sizes)
         self.prune()
         return out
 
@@ -133,18 +203,19 @@ class AppState:
             except (OSError, ValueError, AttributeError):
                 continue
         self.pieces = sorted(found, key=lambda d: d.get("created", 0))
+        for f in self.out.iterdir():
+            self.sizes[f.stem] = self.sizes.get(f.stem, 0) + f.stat().st_size
         self.prune()
 
     def prune(self) -> None:
         """Delete the oldest pieces beyond ``keep_pieces`` or ``keep_bytes`` (their files included)."""
         with self.lock:
-            sizes = {p["id"]: sum(f.stat().st_size for f in self.out.glob(f"{p['id']}.*")) for p in self.pieces}
-            total = sum(sizes.values())
+            total = sum(self.sizes.get(p["id"], 0) for p in self.pieces)
             while self.pieces and (len(self.pieces) > self.keep_pieces or total > self.keep_bytes):
                 old = self.pieces.pop(0)
-                total -= sizes.get(old["id"], 0)
-                for f in self.out.glob(f"{old['id']}.*"):
-                    f.unlink(missing_ok=True)
+                total -= self.sizes.pop(old["id"], 0)
+                for kind in ("mid", "json", "wav", "png"):
+                    (self.out / f"{old['id']}.{kind}").unlink(missing_ok=True)
 
     def piece(self, pid: str) -> dict:
         with self.lock:
@@ -166,19 +237,12 @@ class AppState:
                     piece = read_midi(self.out / f"{pid}.mid")
                     grid = composer.encoding.encode(piece) if kind == "png" else None
                     save_file(piece, path, grid=grid, enc=composer.encoding, program=composer.program)
+                    with self.lock:
+                        self.sizes[pid] = self.sizes.get(pid, 0) + path.stat().st_size
             self.prune()
         if not path.is_file():
             raise HTTPException(404, "not found")
         return path
-
-    def compose(self, req: ComposeRequest) -> dict:
-        composer = self.composer(req.model)
-        if req.n * req.bars > MAX_WORK_BARS:
-            raise UserError(f"n x bars is {req.n * req.bars}; one request may ask for at most {MAX_WORK_BARS} bars")
-        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        temperature = composer.temperature if req.temperature is None else req.temperature
-        pieces = composer.compose(n=req.n, bars=req.bars, seed=seed, temperature=temperature)
-        return {"seed": seed, "pieces": self.save(pieces, req.model, "compose", {"temperature": temperature})}
 
     def interpolate(self, req: InterpolateRequest) -> dict:
         composer = self.composer(req.model)
@@ -234,6 +298,16 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
     state.load_existing()
     app = FastAPI(title="gancomposer", version=__version__,
                   description="Compose music with a recurrent GAN: JSON API behind the page at /.")
+    _add_safety(app, allowed_hosts)
+    _add_page(app)
+    _add_api(app, state)
+    _add_files(app, state)
+    app.state.composer_state = state
+    return app
+
+
+def _add_safety(app: FastAPI, allowed_hosts: tuple[str, ...]) -> None:
+    """Host allow-list, body cap, and validation errors that never echo a value JSON cannot hold."""
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.exception_handler(RequestValidationError)
@@ -249,9 +323,13 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
             return JSONResponse({"detail": f"request body over {MAX_BODY // 1024} KiB"}, status_code=413)
         return await call_next(request)
 
+
+def _add_page(app: FastAPI) -> None:
+    page = (STATIC / "index.html").read_text()
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse((STATIC / "index.html").read_text())
+    async def index() -> HTMLResponse:  # on the event loop, from memory: answers at once while pieces compose
+        return HTMLResponse(page)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -260,13 +338,15 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
             raise HTTPException(404, "not found")
         return FileResponse(STATIC / name, media_type=allowed[name])
 
+
+def _add_api(app: FastAPI, state: AppState) -> None:
     @app.get("/api/models", summary="The models that can compose")
     def list_models() -> list[dict]:
         return [{"name": n, "source": "shipped" if p is None else str(p)} for n, p in state.models.items()]
 
     @app.post("/api/compose", summary="Compose pieces; returns their notes and file URLs")
-    async def compose(req: ComposeRequest) -> dict:
-        return await state.run_limited(state.compose, req)
+    async def compose(req: ComposeRequest) -> Response:
+        return await state.compose_batched(req)
 
     @app.post("/api/interpolate", summary="A walk through latent space between two seeds")
     async def interpolate(req: InterpolateRequest) -> dict:
@@ -281,6 +361,8 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
     def get_piece(pid: str) -> dict:
         return state.piece(pid)
 
+
+def _add_files(app: FastAPI, state: AppState) -> None:
     @app.api_route("/files/{name}", methods=["GET", "HEAD"],
                    summary="A piece's MIDI, WAV or PNG (WAV and PNG rendered when first asked for; ranges honoured)")
     async def files(name: str, request: Request) -> FileResponse:
@@ -301,6 +383,3 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
         label = state.piece(pid)["label"] if known else f"walk-{pid}"
         return FileResponse(path, media_type=MEDIA[kind],
                             filename=f"{label}.{kind}" if kind != "png" else None)
-
-    app.state.composer_state = state
-    return app
