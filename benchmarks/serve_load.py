@@ -15,8 +15,8 @@ import asyncio
 import socket
 import subprocess
 import sys
+import multiprocessing
 import tempfile
-import threading
 import time
 
 import httpx
@@ -30,6 +30,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def poll_page(base: str, stop, times) -> None:
+    """Fetch the page every 50 ms until ``stop``; put the list of durations on ``times``."""
+    page = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        while not stop.is_set():
+            t = time.perf_counter()
+            client.get("/")
+            page.append(time.perf_counter() - t)
+            time.sleep(0.05)
+    times.put(page)
+
+
 async def fire(base: str, n: int, bars: int, model: str) -> tuple[list, list[float], float, list[float]]:
     async with httpx.AsyncClient(base_url=base, timeout=600) as client:
         async def one(seed: int):
@@ -37,23 +49,16 @@ async def fire(base: str, n: int, bars: int, model: str) -> tuple[list, list[flo
             r = await client.post("/api/compose", json={"model": model, "bars": bars, "seed": seed})
             return r, time.perf_counter() - t
 
-        page: list[float] = []
-        stop = threading.Event()
-
-        def poll_page():  # its own thread and connection: the client's busy event loop cannot delay it
-            with httpx.Client(base_url=base, timeout=60) as own:
-                while not stop.is_set():
-                    t = time.perf_counter()
-                    own.get("/")
-                    page.append(time.perf_counter() - t)
-                    time.sleep(0.05)
-
-        poller = threading.Thread(target=poll_page)
+        stop = multiprocessing.get_context("fork").Event()
+        times = multiprocessing.get_context("fork").Queue()
+        # in its own process and connection: neither the client's busy event loop nor its GIL can delay it
+        poller = multiprocessing.get_context("fork").Process(target=poll_page, args=(base, stop, times))
         poller.start()
         t0 = time.perf_counter()
         results = await asyncio.gather(*(one(1000 + i) for i in range(n)))
         total = time.perf_counter() - t0
         stop.set()
+        page = times.get(timeout=60)
         poller.join()
         checks = []
         for (r, _), seed in zip(results, range(1000, 1000 + n)):

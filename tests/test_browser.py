@@ -52,7 +52,8 @@ def test_compose_in_the_browser_shows_the_roll_plays_at_once_and_renders_wav_on_
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}"):
+                 "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # no network but this server
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     try:
@@ -91,5 +92,10 @@ def test_compose_in_the_browser_shows_the_roll_plays_at_once_and_renders_wav_on_
         assert labels[0].startswith("Play seed 7") and all("bars" in x for x in labels)
         assert "seed" in driver.find_element(By.ID, "history").text
         driver.save_screenshot(str(tmp_path / "page.png"))
+        # the API docs render from the package's own files, with no network
+        driver.get(server + "/docs")
+        wait.until(lambda d: "gancomposer" in d.execute_script(
+            "const t = document.querySelector('.swagger-ui .info .title'); return t ? t.textContent : ''"))
+        assert driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
     finally:
         driver.quit()

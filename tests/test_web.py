@@ -224,3 +224,24 @@ def test_serve_says_where_only_once_bound_and_a_busy_port_is_one_line(tmp_path):
     finally:
         wide.terminate()
         wide.wait(timeout=20)
+
+
+def test_every_bad_body_is_a_4xx_json_answer(client):
+    bad = [
+        ('{"temperature": NaN}', "application/json"), ('{"seed": 1e400}', "application/json"),
+        ('{"temprature": 1.0}', "application/json"), ('{"bars": [1]}', "application/json"),
+        ('{"model": "tiny"', "application/json"), ("null", "application/json"), ("[]", "application/json"),
+        ('{"model": "tiny"}', "text/plain"), ('{"model": "tiny"}', "application/x-www-form-urlencoded"),
+        ("x" * (10 * 2**20), "application/json"),
+    ]
+    for body, kind in bad:
+        r = client.post("/api/compose", content=body, headers={"Content-Type": kind})
+        assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], (str, list)), (body[:40], r.status_code)
+
+
+def test_api_docs_are_served_from_the_package(client):
+    page = client.get("/docs").text
+    assert "/docs-files/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    assert client.get("/docs-files/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-files/../app.py").status_code == 404
+    assert client.get("/redoc").status_code == 404

@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -122,7 +124,7 @@ class AppState:
         """Compose ``req`` together with the requests for the same model that arrive within ``gather_s``: one
         batched pass for all, each request getting exactly the pieces it would get alone."""
         self.admit()
-        composer = await run_in_threadpool(self.composer, req.model)
+        composer = self.composers.get(req.model) or await run_in_threadpool(self.composer, req.model)
         if req.n * req.bars > MAX_WORK_BARS:
             raise HTTPException(400, f"n x bars is {req.n * req.bars}; one request may ask for at most "
                                      f"{MAX_WORK_BARS} bars")
@@ -296,7 +298,9 @@ def create_app(models: dict[str, Path | None] | None = None, out: str | Path | N
     state = AppState(models if models is not None else find_models(None), out_dir.resolve(), workers, max_queue,
                      keep_pieces, int(keep_mb * 2**20))
     state.load_existing()
-    app = FastAPI(title="gancomposer", version=__version__,
+    if state.models:  # the first model loads now, so no request waits for it (and stalls the others)
+        state.composer(next(iter(state.models)))
+    app = FastAPI(title="gancomposer", version=__version__, docs_url=None, redoc_url=None,
                   description="Compose music with a recurrent GAN: JSON API behind the page at /.")
     _add_safety(app, allowed_hosts)
     _add_page(app)
@@ -316,16 +320,42 @@ def _add_safety(app: FastAPI, allowed_hosts: tuple[str, ...]) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.middleware("http")
-    async def body_cap(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse({"detail": f"request body over {MAX_BODY // 1024} KiB"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyCap)
+
+
+class BodyCap:
+    """Refuse a request whose declared body is over :data:`MAX_BODY` (plain ASGI: no cost to other requests)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                response = JSONResponse({"detail": f"request body over {MAX_BODY // 1024} KiB"}, status_code=413)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def _add_page(app: FastAPI) -> None:
+    """The page, its files, and the API docs with Swagger UI's files from the installed package (no CDN)."""
     page = (STATIC / "index.html").read_text()
+    docs_files = Path(fastapi_offline.__file__).parent / "static"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="gancomposer API",
+                                   swagger_js_url="/docs-files/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-files/swagger-ui.css",
+                                   swagger_favicon_url="/docs-files/favicon.png")
+
+    @app.get("/docs-files/{name}", include_in_schema=False)
+    def docs_file(name: str) -> FileResponse:
+        allowed = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+        if name not in allowed:
+            raise HTTPException(404, "not found")
+        return FileResponse(docs_files / name, media_type=allowed[name])
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:  # on the event loop, from memory: answers at once while pieces compose
