@@ -156,8 +156,9 @@ def test_output_folder_stays_bounded_and_a_restart_lists_what_is_on_disk(tiny_ru
         c.get(f"/files/{ids[-1]}.wav")
         assert [p["id"] for p in c.get("/api/pieces").json()] == ids[-5:]
         assert {f.stem for f in out.iterdir()} == set(ids[-5:])
-    with TestClient(create_app({"tiny": tiny_run}, out, keep_pieces=5)) as c:  # a restart
-        assert [p["id"] for p in c.get("/api/pieces").json()] == ids[-5:]
+        cookies = dict(c.cookies)
+    with TestClient(create_app({"tiny": tiny_run}, out, keep_pieces=5), cookies=cookies) as c:  # a restart
+        assert [p["id"] for p in c.get("/api/pieces").json()] == ids[-5:]  # the same browser sees its pieces
         assert c.get(f"/files/{ids[-1]}.wav").status_code == 200
         assert c.get(f"/files/{ids[0]}.mid").status_code == 404
 
@@ -181,7 +182,7 @@ def test_requests_arriving_together_are_composed_in_one_pass_each_as_if_alone(ti
     with TestClient(app) as c:
         composer = state.composer("tiny")
         real = composer.compose_many
-        composer.compose_many = lambda requests: calls.append(len(requests)) or real(requests)
+        composer.compose_many = lambda requests, **kw: calls.append(len(requests)) or real(requests, **kw)
         bodies = [{"model": "tiny", "bars": 1 + s % 3, "seed": s, "temperature": [None, 0.8, 1.3][s % 3]}
                   for s in range(10)]
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
@@ -245,3 +246,76 @@ def test_api_docs_are_served_from_the_package(client):
     assert client.get("/docs-files/swagger-ui-bundle.js").status_code == 200
     assert client.get("/docs-files/../app.py").status_code == 404
     assert client.get("/redoc").status_code == 404
+
+
+def test_each_browser_lists_its_own_pieces(tiny_run, tmp_path):
+    app = create_app({"tiny": tiny_run}, tmp_path / "o")
+    with TestClient(app) as a, TestClient(app) as b:
+        mine = a.post("/api/compose", json={"model": "tiny", "bars": 1, "seed": 1}).json()["pieces"][0]
+        theirs = b.post("/api/compose", json={"model": "tiny", "bars": 1, "seed": 2}).json()["pieces"][0]
+        assert [p["id"] for p in a.get("/api/pieces").json()] == [mine["id"]]
+        assert [p["id"] for p in b.get("/api/pieces").json()] == [theirs["id"]]
+        assert "session" not in mine and "session" not in a.get(f"/api/pieces/{theirs['id']}").json()
+        assert "HttpOnly" in TestClient(app).get("/api/models").headers["set-cookie"]
+
+
+def test_200_composes_keep_the_folder_under_its_cap(tiny_run, tmp_path):
+    out = tmp_path / "o"
+    with TestClient(create_app({"tiny": tiny_run}, out)) as c:  # default caps: 500 pieces, 500 MB
+        for s in range(200):
+            assert c.post("/api/compose", json={"model": "tiny", "seed": s}).status_code == 200
+        state = c.app.state.composer_state
+        files = list(out.iterdir())
+        assert len(state.pieces) <= state.keep_pieces and sum(f.stat().st_size for f in files) <= state.keep_bytes
+        assert not [f for f in files if f.suffix in (".wav", ".png")]  # nothing rendered that nobody asked for
+
+
+def test_progress_is_reported_and_a_compose_whose_client_has_gone_stops(tiny_run, tmp_path):
+    import asyncio
+
+    from starlette.requests import Request
+
+    from gancomposer.web.app import ClientsGone, ComposeRequest, Job
+
+    state = create_app({"tiny": tiny_run}, tmp_path / "o").state.composer_state
+    seen = []
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        job = Job(ComposeRequest(model="tiny", bars=64), 1, 1.0, "s" * 32, loop.create_future())
+        composer = state.composer("tiny")
+        real = composer.compose_many
+
+        def watched(requests, progress):
+            def step(n):
+                seen.append(job.progress)
+                job.gone = len(seen) >= 3  # the client leaves after a few chunks
+                progress(n)
+            return real(requests, progress=step)
+
+        composer.compose_many = watched
+        with pytest.raises(ClientsGone):
+            await loop.run_in_executor(None, state._compose_batch, "tiny", [job])
+
+    asyncio.run(scenario())
+    assert len(seen) == 3 < 64 * 16 // 64  # stopped after 3 of its 16 chunks
+    assert 0 < seen[1] < seen[2] < 1
+    assert not list((tmp_path / "o").glob("*.mid"))
+
+
+def test_progress_endpoint_follows_a_job_id_of_the_clients_choosing(client, monkeypatch):
+    state = client.app.state.composer_state
+    composer = state.composer("tiny")
+    real, seen = composer.compose_many, []
+
+    def slow(requests, progress=None):
+        def step(n):
+            progress(n)
+            seen.append(client.get("/api/progress/00ff00ff00ff").json()["progress"])
+        return real(requests, progress=step)
+
+    monkeypatch.setattr(composer, "compose_many", slow)
+    assert compose(client, bars=16, job="00ff00ff00ff").status_code == 200
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 4  # 16 bars: four chunks of 4
+    assert client.get("/api/progress/00ff00ff00ff").status_code == 404  # finished: forgotten
+    assert compose(client, job="not hex!").status_code == 422

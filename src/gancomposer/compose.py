@@ -167,10 +167,12 @@ class Composer:
             names = [f"seed{seed}-{i}" for i in range(first, first + count)]
             yield self._pieces(grids, seed, names, [{"index": i} for i in range(first, first + count)])
 
-    def compose_many(self, requests: list[tuple[int, int, int, float | None]]) -> list[list[ComposedPiece]]:
+    def compose_many(self, requests: list[tuple[int, int, int, float | None]],
+                     progress: Callable[[int], None] | None = None) -> list[list[ComposedPiece]]:
         """Several ``(n, bars, seed, temperature)`` requests in one batched pass (how the web app serves requests
         that arrive together); each gets exactly the pieces :meth:`compose` gives it alone. Each ``n`` is at
-        most :data:`BATCH`."""
+        most :data:`BATCH`. ``progress`` is called with the grid steps done after each chunk (it may raise to
+        stop)."""
         blocks, lengths = [], []
         for n, bars, seed, temperature in requests:
             if not 1 <= n <= BATCH:
@@ -180,7 +182,7 @@ class Composer:
             lengths.append(bars * self.steps_per_bar)
         device = next(self.generator.parameters()).device
         grids = sample_blocks(self.generator, [(z.to(device), s, t) for z, s, t in blocks], max(lengths),
-                              chunk_steps=CHUNK_BARS * self.steps_per_bar)
+                              chunk_steps=CHUNK_BARS * self.steps_per_bar, progress=progress)
         return [self._pieces(list(g[:, :steps]), seed, [f"seed{seed}-{i}" for i in range(n)],
                              [{"index": i} for i in range(n)])
                 for g, steps, (n, _, seed, _) in zip(grids, lengths, requests)]

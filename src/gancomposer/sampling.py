@@ -26,14 +26,14 @@ def sample_grids(generator: Generator, z: torch.Tensor, steps: int, *, seed: int
 
 @torch.no_grad()
 def sample_blocks(generator: Generator, blocks: list[tuple[torch.Tensor, int, float]], steps: int, *,
-                  chunk_steps: int = 64) -> list[np.ndarray]:
+                  chunk_steps: int = 64, progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Several requests in one batched pass: for each ``(latents, seed, temperature)`` block, the grids that
     :func:`sample_grids` gives it alone (each block draws its noise from its own seed)."""
     z = torch.cat([b[0] for b in blocks])
     sizes = [len(b[0]) for b in blocks]
     noise = BlockNoise([torch.Generator(device=z.device).manual_seed(seed) for _, seed, _ in blocks], sizes)
     temperature = torch.cat([torch.full((n,), float(t)) for n, (_, _, t) in zip(sizes, blocks)]).to(z.device)
-    grids = _sample(generator, z, steps, noise, temperature, chunk_steps, None)
+    grids = _sample(generator, z, steps, noise, temperature, chunk_steps, progress)
     return np.split(grids, np.cumsum(sizes)[:-1])
 
 
@@ -42,14 +42,16 @@ def _sample(generator: Generator, z: torch.Tensor, steps: int, noise, temperatur
     was_training = generator.training
     generator.eval()
     parts, carry, left = [], None, steps
-    while left > 0:
-        n = min(left, chunk_steps)
-        onehot, _, carry = generator(z, n, generator=noise, temperature=temperature, carry=carry)
-        parts.append(onehot.argmax(-1).to(torch.uint8).cpu().numpy())
-        left -= n
-        if progress:
-            progress(n)
-    generator.train(was_training)
+    try:
+        while left > 0:
+            n = min(left, chunk_steps)
+            onehot, _, carry = generator(z, n, generator=noise, temperature=temperature, carry=carry)
+            parts.append(onehot.argmax(-1).to(torch.uint8).cpu().numpy())
+            left -= n
+            if progress:
+                progress(n)
+    finally:
+        generator.train(was_training)
     if not parts:
         return np.zeros((len(z), 0, generator.cells), np.uint8)
     return np.concatenate(parts, axis=1)

@@ -57,6 +57,25 @@ class ComposeRequest(BaseModel):
     bars: int = Field(8, ge=1, le=64)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="omit for a random seed")
     temperature: float | None = Field(None, ge=0.1, le=2.0, description="omit for the model's own")
+    job: str | None = Field(None, pattern=r"^[0-9a-f]{8,32}$",
+                            description="an id of the client's choosing: GET /api/progress/{job} follows it")
+
+
+@dataclass
+class Job:
+    """One compose request waiting in, or running in, a batch."""
+
+    req: ComposeRequest
+    seed: int
+    temperature: float
+    session: str
+    done: asyncio.Future
+    progress: float = 0.0  # share of its grid steps composed
+    gone: bool = False  # its client has disconnected
+
+
+class ClientsGone(Exception):
+    """Every client of a batch has gone: composing stops."""
 
 
 class InterpolateRequest(BaseModel):
@@ -85,7 +104,8 @@ class AppState:
     sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk per piece
     waiting: int = 0
     semaphore: asyncio.Semaphore | None = None
-    pending: dict[str, list] = field(default_factory=dict)  # compose requests gathering into a batch, per model
+    pending: dict[str, list] = field(default_factory=dict)  # compose jobs gathering into a batch, per model
+    jobs: dict[str, Job] = field(default_factory=dict)  # by the client's job id, while they run
     gather_s: float = 0.005
     batch_pieces: int = 128
 
@@ -120,9 +140,10 @@ class AppState:
         finally:
             self.waiting -= 1
 
-    async def compose_batched(self, req: ComposeRequest) -> Response:
+    async def compose_batched(self, req: ComposeRequest, request: Request) -> Response:
         """Compose ``req`` together with the requests for the same model that arrive within ``gather_s``: one
-        batched pass for all, each request getting exactly the pieces it would get alone."""
+        batched pass for all, each request getting exactly the pieces it would get alone. Composing stops when
+        every client of a batch has gone."""
         self.admit()
         composer = self.composers.get(req.model) or await run_in_threadpool(self.composer, req.model)
         if req.n * req.bars > MAX_WORK_BARS:
@@ -135,46 +156,62 @@ class AppState:
             raise HTTPException(400, str(e)) from None
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        job = Job(req, seed, temperature, request.state.session, loop.create_future())
+        if req.job:
+            self.jobs[req.job] = job
         queue = self.pending.setdefault(req.model, [])
-        queue.append((req, seed, temperature, done))
+        queue.append(job)
         if len(queue) == 1:
             loop.call_later(self.gather_s, lambda: asyncio.ensure_future(self._flush(req.model)))
         self.waiting += 1
+        watcher = asyncio.ensure_future(_watch_client(request, job))
         try:
-            return await done
+            return await job.done
         finally:
             self.waiting -= 1
+            watcher.cancel()
+            self.jobs.pop(req.job or "", None)
 
     async def _flush(self, model: str) -> None:
-        queue = self.pending.pop(model, [])
+        queue = [job for job in self.pending.pop(model, []) if not job.gone]
         while queue:
             size, cut = 0, 0
-            while cut < len(queue) and (cut == 0 or size + queue[cut][0].n <= self.batch_pieces):
-                size, cut = size + queue[cut][0].n, cut + 1
+            while cut < len(queue) and (cut == 0 or size + queue[cut].req.n <= self.batch_pieces):
+                size, cut = size + queue[cut].req.n, cut + 1
             asyncio.ensure_future(self._run_batch(model, queue[:cut]))
             queue = queue[cut:]
 
-    async def _run_batch(self, model: str, batch: list) -> None:
+    async def _run_batch(self, model: str, batch: list[Job]) -> None:
         try:
             results = await self.in_worker(self._compose_batch, model, batch)
         except Exception as e:  # noqa: BLE001 - every waiting request gets the failure
-            for *_, done in batch:
-                if not done.done():
-                    done.set_exception(e)
+            for job in batch:
+                if not job.done.done():
+                    job.done.set_exception(e)
             return
-        for (*_, done), result in zip(batch, results):
-            if not done.done():
-                done.set_result(result)
+        for job, result in zip(batch, results):
+            if not job.done.done():
+                job.done.set_result(result)
 
-    def _compose_batch(self, model: str, batch: list) -> list[dict]:
+    def _compose_batch(self, model: str, batch: list[Job]) -> list[Response]:
         composer = self.composer(model)
-        groups = composer.compose_many([(req.n, req.bars, seed, t) for req, seed, t, _ in batch])
+        steps = [job.req.bars * composer.steps_per_bar for job in batch]
+        done = [0]
+
+        def progress(n: int) -> None:  # after each chunk of grid steps: report, or stop if nobody waits
+            done[0] += n
+            for job, total in zip(batch, steps):
+                job.progress = min(1.0, done[0] / total)
+            if all(job.gone for job in batch):
+                raise ClientsGone
+
+        groups = composer.compose_many([(job.req.n, job.req.bars, job.seed, job.temperature) for job in batch],
+                                       progress=progress)
         # encoded here, in the worker thread: JSON of many pieces' notes would otherwise hold up the event loop
-        return [Response(json.dumps({"seed": seed, "pieces": self.save(pieces, model, "compose",
-                                                                      {"temperature": t})}).encode(),
+        return [Response(json.dumps({"seed": job.seed, "pieces": [public(d) for d in self.save(
+                    pieces, model, "compose", {"temperature": job.temperature, "session": job.session})]}).encode(),
                          media_type="application/json")
-                for pieces, (req, seed, t, _) in zip(groups, batch)]
+                for pieces, job in zip(groups, batch)]
 
     def save(self, pieces: list[ComposedPiece], model: str, kind: str, extra: dict | None = None) -> list[dict]:
         """Write each piece's MIDI file and description under a new random id; returns the descriptions."""
@@ -246,15 +283,30 @@ class AppState:
             raise HTTPException(404, "not found")
         return path
 
-    def interpolate(self, req: InterpolateRequest) -> dict:
+    def interpolate(self, req: InterpolateRequest, session: str) -> dict:
         composer = self.composer(req.model)
         temperature = composer.temperature if req.temperature is None else req.temperature
         pieces = composer.interpolate(req.seed_a, req.seed_b, pieces=req.pieces, bars=req.bars,
                                       temperature=temperature)
-        saved = self.save(pieces, req.model, "interpolate", {"temperature": temperature})
+        saved = [public(d) for d in self.save(pieces, req.model, "interpolate",
+                                              {"temperature": temperature, "session": session})]
         walk_id = secrets.token_hex(8)
         save_file(concatenate(pieces), self.out / f"{walk_id}.mid", program=composer.program)
         return {"pieces": saved, "walk": f"/files/{walk_id}.mid"}
+
+
+async def _watch_client(request: Request, job: Job) -> None:
+    """Mark ``job`` gone when its client disconnects (a cancelled compose in the page, a closed tab)."""
+    while not job.done.done():
+        if await request.is_disconnected():
+            job.gone = True
+            return
+        await asyncio.sleep(0.2)
+
+
+def public(desc: dict) -> dict:
+    """A piece's description as the API shows it (without the browser session it belongs to)."""
+    return {k: v for k, v in desc.items() if k != "session"}
 
 
 def find_models(runs: str | None) -> dict[str, Path | None]:
@@ -321,6 +373,32 @@ def _add_safety(app: FastAPI, allowed_hosts: tuple[str, ...]) -> None:
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.add_middleware(BodyCap)
+    app.add_middleware(SessionCookie)
+
+
+class SessionCookie:
+    """Give each browser a random session id in a cookie, so the page lists that browser's pieces only."""
+
+    NAME = "gancomposer_session"
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        cookies = dict(scope["headers"]).get(b"cookie", b"").decode("latin-1")
+        found = re.search(rf"(?:^|;\s*){self.NAME}=([0-9a-f]{{32}})(?:;|$)", cookies)
+        sid = found.group(1) if found else secrets.token_hex(16)
+        scope.setdefault("state", {})["session"] = sid
+
+        async def send_with_cookie(message):
+            if message["type"] == "http.response.start" and not found:
+                cookie = f"{self.NAME}={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
 
 
 class BodyCap:
@@ -375,21 +453,29 @@ def _add_api(app: FastAPI, state: AppState) -> None:
         return [{"name": n, "source": "shipped" if p is None else str(p)} for n, p in state.models.items()]
 
     @app.post("/api/compose", summary="Compose pieces; returns their notes and file URLs")
-    async def compose(req: ComposeRequest) -> Response:
-        return await state.compose_batched(req)
+    async def compose(req: ComposeRequest, request: Request) -> Response:
+        return await state.compose_batched(req, request)
+
+    @app.get("/api/progress/{job}", summary="How far a compose request with this job id has got (0 to 1)")
+    def progress(job: str) -> dict:
+        found = state.jobs.get(job)
+        if found is None:
+            raise HTTPException(404, f"no compose request {job!r} is running")
+        return {"progress": round(found.progress, 3)}
 
     @app.post("/api/interpolate", summary="A walk through latent space between two seeds")
-    async def interpolate(req: InterpolateRequest) -> dict:
-        return await state.run_limited(state.interpolate, req)
+    async def interpolate(req: InterpolateRequest, request: Request) -> dict:
+        return await state.run_limited(state.interpolate, req, request.state.session)
 
-    @app.get("/api/pieces", summary="Pieces in the output folder (this run's and earlier ones'), newest last")
-    def list_pieces() -> list[dict]:
+    @app.get("/api/pieces", summary="This browser's pieces still in the output folder, newest last")
+    def list_pieces(request: Request) -> list[dict]:
         with state.lock:
-            return [{k: v for k, v in p.items() if k != "notes"} for p in state.pieces]
+            return [{k: v for k, v in public(p).items() if k != "notes"} for p in state.pieces
+                    if p.get("session") == request.state.session]
 
     @app.get("/api/pieces/{pid}", summary="One piece, with its notes")
     def get_piece(pid: str) -> dict:
-        return state.piece(pid)
+        return public(state.piece(pid))
 
 
 def _add_files(app: FastAPI, state: AppState) -> None:

@@ -9,9 +9,9 @@ function setStatus(text, error = false) {
   $("status").className = error ? "error" : "";
 }
 
-async function api(path, body) {
+async function api(path, body, signal) {
   const res = await fetch(path, body ? {method: "POST", headers: {"Content-Type": "application/json"},
-                                        body: JSON.stringify(body)} : {});
+                                        body: JSON.stringify(body), signal} : {signal});
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
     const detail = Array.isArray(data.detail) ? data.detail.map((d) => `${d.loc.slice(-1)}: ${d.msg}`).join("; ")
@@ -123,19 +123,31 @@ function tick() {
 }
 
 async function run(button, label, request) {
+  // request(job, signal): a job id the server reports progress under, and a signal that cancels the request
   button.disabled = true;
   setStatus(`${label}…`);
-  const t = performance.now();
+  const t = performance.now(), abort = new AbortController();
+  const job = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+  $("cancel").hidden = false;
+  $("cancel").onclick = () => abort.abort();
+  const poll = setInterval(async () => {
+    try {
+      const p = await api(`/api/progress/${job}`);
+      setStatus(`${label}… ${Math.round(100 * p.progress)} % (${((performance.now() - t) / 1000).toFixed(0)} s)`);
+    } catch (err) { /* not started yet, or finished */ }
+  }, 400);
   try {
-    const data = await request();
+    const data = await request(job, abort.signal);
     data.pieces.forEach(addHistory);
     show(data.pieces[0]);
     setStatus(`${label} done in ${((performance.now() - t) / 1000).toFixed(1)} s` +
               (data.seed !== undefined ? ` (seed ${data.seed})` : ""));
     return data;
   } catch (err) {
-    setStatus(`${label} failed: ${err.message}`, true);
+    setStatus(abort.signal.aborted ? `${label} cancelled` : `${label} failed: ${err.message}`, !abort.signal.aborted);
   } finally {
+    clearInterval(poll);
+    $("cancel").hidden = true;
     button.disabled = false;
   }
 }
@@ -152,19 +164,19 @@ function optional(id) {
 }
 
 function compose() {
-  return run($("compose"), "Composing", () => api("/api/compose", {
+  return run($("compose"), "Composing", (job, signal) => api("/api/compose", {
     model: $("model").value, bars: number("bars", "Bars"), temperature: optional("temperature"),
-    seed: optional("seed"),
-  }));
+    seed: optional("seed"), job,
+  }, signal));
 }
 
 $("compose-form").onsubmit = (e) => { e.preventDefault(); compose(); };  // the button, or Enter in a field
 
 async function morph() {
-  const data = await run($("interpolate"), "Interpolating", () => api("/api/interpolate", {
+  const data = await run($("interpolate"), "Interpolating", (job, signal) => api("/api/interpolate", {
     model: $("model").value, seed_a: number("seed-a", "Seed A"), seed_b: number("seed-b", "Seed B"),
     pieces: number("pieces", "Pieces"), bars: number("morph-bars", "Bars"), temperature: optional("temperature"),
-  }));
+  }, signal));
   if (data) { $("walk").href = data.walk; $("walk").hidden = false; }
 }
 
