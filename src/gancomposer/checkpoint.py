@@ -47,6 +47,15 @@ def save(path: str | os.PathLike, models: dict[str, torch.nn.Module], info: dict
         raise disk_error(e, path) from None
 
 
+def update_info(path: str | os.PathLike, extra: dict) -> None:
+    """Add ``extra`` to the metadata of the checkpoint ``path`` (its tensors unchanged), atomically."""
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        info = json.loads((f.metadata() or {})["gancomposer"])
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"gancomposer": json.dumps({**info, **extra})})
+
+
 def state_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path.with_name(path.name.replace(".safetensors", ".state.pt"))

@@ -100,7 +100,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                  else f"adversarial iteration {g['best_adversarial_iters']}")
         print(f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample "
               f"accuracy) {g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training "
-              f"({g['gain']:+.3f}); {g['rollbacks']} rollbacks" + ("; phase ended early" if g["stopped_early"] else ""))
+              f"({g['gain']:+.3f}); {g['rollbacks']} rollbacks" + ("; phase ended early" if g["stopped_early"] else "")
+              + (f"; it composes at temperature {g['temperature']:g}, where the guard scores it best"
+                 if g.get("temperature") else ""))
     return 0
 
 

@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from . import checkpoint
 from .evaluate import FeatureSet, Reference, compare, feature_set
 from .run import Run, adversarial_optimizers, save_checkpoint, stream_seeds
 from .sampling import sample_grids
@@ -51,11 +52,12 @@ def due(run: Run, final: bool = False) -> bool:
     return final or p.guard_evals == 0 or p.adversarial_iters % every == 0
 
 
-def score(run: Run) -> dict:
+def score(run: Run, sampler=None, temperature: float = 1.0) -> dict:
     """The evaluate row of G's fixed guard pieces against the training pieces, with the guard's ``quality``."""
     seeds = stream_seeds(run.cfg.seed)
     z = torch.randn(GUARD_PIECES, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["guard_latents"]))
-    grids = sample_grids(run.sampler, z.to(run.device), GUARD_BARS * run.steps_per_bar, seed=seeds["guard_sampling"])
+    grids = sample_grids(sampler or run.sampler, z.to(run.device), GUARD_BARS * run.steps_per_bar,
+                         seed=seeds["guard_sampling"], temperature=temperature)
     ref, ref_set = run.guard_reference
     row = compare(feature_set(list(grids), ref), ref_set, set())
     keep = ("overlap_area", "two_sample_accuracy", "frechet_distance")
@@ -102,3 +104,23 @@ def rollback(run: Run) -> None:
     for name, state in run.guard_weights.items():
         nets[name].load_state_dict(state)
     run.opt_g, run.opt_d = adversarial_optimizers(cfg, run.G, run.D, p)
+
+
+#: Sampling temperatures the default model is tried at once training ends.
+TEMPERATURES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1)
+
+
+def tune_temperature(run: Run) -> dict | None:
+    """Score the run's default model (the guard's best weights) at each of :data:`TEMPERATURES` and store the
+    best in ``best.safetensors``, so composing with the run uses it. Returns ``{"temperature", "sweep"}``."""
+    best = run.folder / "checkpoints" / "best.safetensors"
+    if run.guard_weights is None or not best.is_file():
+        return None
+    sampler = copy.deepcopy(run.sampler)
+    sampler.load_state_dict(run.guard_weights["G_ema" if run.G_ema is not None else "G"])
+    sweep = {t: score(run, sampler, t) for t in TEMPERATURES}
+    chosen = max(TEMPERATURES, key=lambda t: (sweep[t]["quality"], -abs(t - 1.0)))
+    found = {"temperature": chosen, "sweep": {str(t): row for t, row in sweep.items()}}
+    checkpoint.update_info(best, {"temperature": chosen, "temperature_sweep": found["sweep"]})
+    run.monitor.scalars({"guard/temperature": chosen}, run.progress.total)
+    return found

@@ -69,6 +69,7 @@ class Progress:
     d_accuracy: float = 0.5  # D's smoothed accuracy on held-out reals and fresh fakes (balance.py)
     lr_d_scale: float = 1.0  # D's learning rate is lr_d times this
     reward_baseline: float | None = None  # REINFORCE's moving average of G's rewards
+    temperature: float | None = None  # the sampling temperature stored with the default model at the end
 
     @property
     def total(self) -> int:
@@ -366,4 +367,5 @@ def summary(run: Run) -> dict:
             "guard": None if not p.guard_evals else {
                 "best_adversarial_iters": p.guard_best_iter, "best_quality": p.guard_best,
                 "pretrained_quality": p.guard_start, "gain": p.guard_best - p.guard_start,
-                "rollbacks": p.guard_rollbacks, "stopped_early": p.adversarial_stopped}}
+                "rollbacks": p.guard_rollbacks, "stopped_early": p.adversarial_stopped,
+                "temperature": p.temperature}}

@@ -92,6 +92,8 @@ def run_phases(run: Run) -> None:
         end_iteration(run)
     if cfg.adversarial_iters and guard.due(run, final=True):
         guard.check(run)  # the phase's last G
+    if cfg.tune_temperature and run.world.main:
+        run.progress.temperature = (guard.tune_temperature(run) or {}).get("temperature")
     evaluate_and_checkpoint(run, final=True)
 
 
