@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -180,7 +180,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .compose import MAX_SEED, Composer, check_request
+    from .compose import MAX_SEED, Composer
     from .files import check_writable_folder
     from .render import refuse_overwrite
 
@@ -188,16 +188,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.instrument is not None:
         composer.program = args.instrument
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
-    check_request(args.bars, composer.temperature if args.temperature is None else args.temperature)
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
+    bar = tqdm(total=args.n * args.bars * composer.steps_per_bar, unit="step", desc="composing", delay=1.0,
+               file=sys.stderr, leave=False)
+    batches = composer.compose_batches(args.n, args.bars, seed, args.temperature, progress=bar.update)  # checks
     out = check_writable_folder(args.out)
     refuse_overwrite((out / f"seed{seed}-{i}.{fmt}" for i in range(args.n) for fmt in args.format), args.force)
-    steps = args.n * args.bars * composer.steps_per_bar
-    bar = tqdm(total=steps, unit="step", desc="composing", delay=1.0, file=sys.stderr, leave=False)
     written, notes = 0, 0
     # batch by batch: each is written before the next is composed, so memory does not grow with --n
-    for batch in composer.compose_batches(args.n, args.bars, seed, args.temperature, progress=bar.update):
+    for batch in batches:
         written += len(_save_all(batch, out, args.format, force=True))
         notes += sum(len(cp.piece) for cp in batch)
     bar.close()
@@ -259,7 +257,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}"
                         + (" (another program uses that port; choose one with --port)"
-                           if e.errno == 98 else "")) from None
+                           if e.errno == errno.EADDRINUSE else "")) from None
     app = create_app(models, args.out, workers=args.workers, keep_pieces=args.keep_pieces, keep_mb=args.keep_mb,
                      allowed_hosts=hosts)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -418,19 +416,16 @@ def _add_compose_commands(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so temporaries are removed and work is kept
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status. User and operating-system errors print one line, never a
     traceback."""
     from .files import disk_error
+    from .processes import sigterm_as_interrupt
 
-    signal.signal(signal.SIGTERM, _stop)
     try:
-        args = build_parser().parse_args(argv)  # inside: --help-config prints while parsing
-        return args.func(args)
+        with sigterm_as_interrupt():  # a stop unwinds like Ctrl-C: temporaries are removed, work is kept
+            args = build_parser().parse_args(argv)  # inside: --help-config prints while parsing
+            return args.func(args)
     except UserError as e:
         print(f"gancomposer: error: {e}", file=sys.stderr)
         return 1

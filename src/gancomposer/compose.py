@@ -153,11 +153,16 @@ class Composer:
                         progress: Callable[[int], None] | None = None) -> Iterator[list[ComposedPiece]]:
         """:meth:`compose`, a batch of up to :data:`BATCH` pieces at a time, so that a caller can write each
         batch before the next is made. ``progress`` is called with the grid steps composed, summed over pieces.
+        A bad request is refused here, before the first batch is asked for.
         """
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
         check_request(bars, self.temperature if temperature is None else temperature)
-        z = self.latents(n, seed)
+        return self._batches(self.latents(n, seed), bars, seed, temperature, progress)
+
+    def _batches(self, z: torch.Tensor, bars: int, seed: int, temperature: float | None,
+                 progress: Callable[[int], None] | None) -> Iterator[list[ComposedPiece]]:
+        n = len(z)
         for first in range(0, n, BATCH):
             count = min(BATCH, n - first)
             block_seed = seed if first == 0 else _block_seed(seed, first // BATCH)

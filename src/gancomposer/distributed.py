@@ -63,11 +63,25 @@ def cpu_threads(requested: int = 0) -> int:
     more, because their threads spin while waiting for each other."""
     if requested > 0:
         return requested
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
-        return int(os.environ["OMP_NUM_THREADS"])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if _omp_threads():
+        return _omp_threads()
     others = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return threads_for(cores, others, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return threads_for(_cores(), others, _local_processes())
+
+
+def _omp_threads() -> int:
+    """``OMP_NUM_THREADS`` when set to a positive number, else 0."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _local_processes() -> int:
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def threads_for(cores: int, others_load: float, processes: int = 1) -> int:
@@ -86,9 +100,13 @@ class ThreadGovernor:
                  cpu_seconds=lambda: sum(os.times()[:2]), loadavg=lambda: os.getloadavg()[0]):
         self.threads, self.auto, self.every_s = threads, auto and hasattr(os, "getloadavg"), every_s
         self.clock, self.cpu_seconds, self.loadavg = clock, cpu_seconds, loadavg
-        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        self.cores, self.processes = _cores(), _local_processes()
         self.last, self.last_cpu = clock(), cpu_seconds()
+
+    @classmethod
+    def for_setting(cls, requested: int) -> ThreadGovernor:
+        """Threads for the ``threads`` setting (see :func:`cpu_threads`), re-chosen only when nothing fixed them."""
+        return cls(cpu_threads(requested), auto=requested <= 0 and not _omp_threads())
 
     def check(self) -> int | None:
         """The new thread count when it should change now, else None."""

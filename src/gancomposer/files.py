@@ -1,6 +1,6 @@
 """Atomic file writes: a crash, Ctrl-C or ``kill -9`` never leaves a half-written file or folder behind.
 
-Temporaries carry the writing process's id in their names (``.NAME.PID.XXXX.tmp``, ``.NAME.PID.partial``), so a
+Temporaries carry the writing process's id in their names (``.NAME.PID.RANDOM.tmp``, ``.NAME.PID.partial``), so a
 later run can tell the leftovers of a dead process from the work of a live one and clear them away.
 """
 
@@ -146,10 +146,7 @@ def _recover(target: Path) -> None:
             if m and m["name"] == target.name and not _alive(int(m["pid"])):
                 os.replace(old, target)
                 break
-    for entry in target.parent.glob(f".{target.name}.*"):
-        m = _TEMPORARY.match(entry.name)
-        if m and m["name"] == target.name and not entry.name.endswith(".tmp"):
-            _remove_if_dead(entry, int(m["pid"]))
+    remove_stale_temporaries(target.parent)
 
 
 def disk_error(e: Exception, path: str | os.PathLike | None = None) -> UserError:

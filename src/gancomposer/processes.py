@@ -106,7 +106,7 @@ def run_limited(work: Callable[[], bytes], *, timeout_s: float, memory_bytes: in
             if not chunk:
                 break
             chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
+    os.waitpid(pid, 0)
     if killed:
         raise UserError(f"parsing took longer than {timeout_s:g} s")
     data = b"".join(chunks)

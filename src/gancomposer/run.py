@@ -169,20 +169,21 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     device = distributed.pick_device(cfg.device, world.local_rank)
     governor = None
     if device.type == "cpu":
-        torch.set_num_threads(distributed.cpu_threads(cfg.threads))
-        auto = not cfg.threads and not os.environ.get("OMP_NUM_THREADS", "").isdigit()
-        governor = distributed.ThreadGovernor(torch.get_num_threads(), auto=auto)
+        governor = distributed.ThreadGovernor.for_setting(cfg.threads)
+        torch.set_num_threads(governor.threads)
     ds = load_dataset(data_dir)
+    info = data_info(ds, data_dir)
     existing = sorted((Path(run_dir) / "checkpoints").glob("step-*.safetensors"))
     changes: list[dict] = []
     if resume:
-        resume_from, changed = resume_point(Path(run_dir), existing, config, data_info(ds, data_dir),
+        resume_from, changed = resume_point(Path(run_dir), existing, config, info,
                                             log if world.main else lambda line: None)
         changes = _recorded_changes(Path(run_dir))
     elif existing:
         raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another "
                         "--out")
-    remove_stale_temporaries(Path(run_dir)), remove_stale_temporaries(Path(run_dir) / "checkpoints")
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        remove_stale_temporaries(folder)
     if len(ds.train) < cfg.batch_size:
         log(f"note: only {len(ds.train)} training windows; batches repeat windows")
     windows = torch.from_numpy(np.array(ds.train))  # a private, writable copy of the memory map
@@ -196,7 +197,7 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
     valid = ds.valid if len(ds.valid) else ds.train[:256]
     run = Run(
-        config, Path(run_dir), ds.encoding, data_info(ds, data_dir), world, device, G, D, G_ema,
+        config, Path(run_dir), ds.encoding, info, world, device, G, D, G_ema,
         torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr), *adversarial_optimizers(cfg, G, D, Progress()),
         Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
         feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, spb),

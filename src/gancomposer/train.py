@@ -196,9 +196,10 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
             fake = fake + sigma * torch.randn_like(fake)
         with run.d_net.no_sync() if run.world.size > 1 else nullcontext():  # D's gradients are discarded
             scored = run.d_net(fake)
-            loss = get_loss(cfg.loss).g(scored.logits.float())
+            adversarial = get_loss(cfg.loss)
+            loss = adversarial.g(scored.logits.float())
             if reinforce:
-                rewards = sample_rewards(get_loss(cfg.loss), scored.logits)
+                rewards = sample_rewards(adversarial, scored.logits)
                 base = rewards.mean().item() if p.reward_baseline is None else p.reward_baseline
                 loss = score_function_loss(out.logits, out.onehot, rewards, base)
                 p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()

@@ -255,17 +255,21 @@ class AppState:
                 total -= self.sizes.pop(old["id"], 0)
                 for kind in ("mid", "json", "wav", "png"):
                     (self.out / f"{old['id']}.{kind}").unlink(missing_ok=True)
+                    self.render_locks.pop(f"{old['id']}.{kind}", None)
+
+    def find(self, pid: str) -> dict | None:
+        with self.lock:
+            return next((p for p in self.pieces if p["id"] == pid), None)
 
     def piece(self, pid: str) -> dict:
-        with self.lock:
-            for p in self.pieces:
-                if p["id"] == pid:
-                    return p
-        raise HTTPException(404, f"no piece {pid!r}")
+        desc = self.find(pid)
+        if desc is None:
+            raise HTTPException(404, f"no piece {pid!r}")
+        return desc
 
-    def file(self, pid: str, kind: str) -> Path:
+    def file(self, desc: dict, kind: str) -> Path:
         """The piece's file of ``kind``, rendered from its MIDI file the first time it is asked for."""
-        desc = self.piece(pid)
+        pid = desc["id"]
         path = self.out / f"{pid}.{kind}"
         if kind in ("wav", "png") and not path.is_file():
             with self.lock:
@@ -489,13 +493,13 @@ def _add_files(app: FastAPI, state: AppState) -> None:
         rng = request.headers.get("range")
         if rng is not None and not RANGE.match(rng.strip()):
             raise HTTPException(416, f"malformed Range header {rng[:60]!r}; expected bytes=START-END")
-        known = any(p["id"] == pid for p in state.pieces)
-        if known:
-            path = await run_in_threadpool(state.file, pid, kind)
+        desc = state.find(pid)
+        if desc is not None:
+            path = await run_in_threadpool(state.file, desc, kind)
         else:  # an interpolation's whole walk is a MIDI file without a piece of its own
             path = (state.out / name).resolve()
             if kind != "mid" or path.parent != state.out or not path.is_file():
                 raise HTTPException(404, "not found")
-        label = state.piece(pid)["label"] if known else f"walk-{pid}"
+        label = desc["label"] if desc is not None else f"walk-{pid}"
         return FileResponse(path, media_type=MEDIA[kind],
                             filename=f"{label}.{kind}" if kind != "png" else None)
