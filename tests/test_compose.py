@@ -10,6 +10,7 @@ import symusic
 
 from gancomposer.audio import render_wav, synthesize, wav_info
 from gancomposer.compose import DEFAULT_MODEL, Composer, concatenate
+from gancomposer.conditions import KEYS
 from gancomposer.errors import UserError
 from gancomposer.sampling import sample_grids
 from helpers import scale_piece
@@ -31,15 +32,20 @@ def test_long_pieces_are_one_continuous_pass(tiny_run):
     chunked = sample_grids(c.generator, z, 12 * 16, seed=3, chunk_steps=4 * 16)  # state carried over 2 boundaries
     one_pass = sample_grids(c.generator, z, 12 * 16, seed=3, chunk_steps=12 * 16)
     assert np.array_equal(chunked, one_pass) and chunked.shape == (2, 12 * 16, c.encoding.cells)
-    assert all(np.array_equal(x, y) for x, y in zip(c.compose_latents(z, 12, seed=3), chunked))
+    meters, keys = c.choose(2, seed=3)
+    keyed = sample_grids(c.generator, z, 12 * 16, seed=3, cond=c._condition(meters, keys))
+    assert all(np.array_equal(x, y) for x, y in zip(c.compose_latents(z, 12, seed=3, meters=meters, keys=keys),
+                                                     keyed))
 
 
 def test_interpolation_ends_at_the_seeds_latents(tiny_run):
     c = Composer.load(tiny_run)
     walk = c.interpolate(1, 2, pieces=4, bars=2)
     assert [p.meta["t"] for p in walk] == pytest.approx([0, 1 / 3, 2 / 3, 1])
-    start = c.compose_latents(c.latents(1, 1), 2, seed=1)[0]
-    assert np.array_equal(walk[0].grid, start)
+    meters, keys = c.choose(1, seed=1)  # the walk is in the meter and key of its first piece
+    assert {p.meta["key"] for p in walk} == {KEYS[keys[0]]}
+    ends = [c.compose_latents(c.latents(1, s), 2, seed=1, meters=meters, keys=keys)[0] for s in (1, 2)]
+    assert np.array_equal(walk[0].grid, ends[0]) and np.array_equal(walk[-1].grid, ends[1])
     joined = concatenate(walk, gap_bars=1)
     assert joined.end <= 4 * (2 + 1) * 4 and len(joined) == sum(len(p.piece) for p in walk)
 

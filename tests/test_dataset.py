@@ -60,7 +60,8 @@ def test_prepare_writes_windows_split_by_piece_and_manifest(tmp_path):
     assert {s["sha256"] for s in m["sources"]} == {cache.file_sha256(f) for f in files}
     assert m["encoding"] == ds.encoding.to_dict()
     # a window decodes back to the piece's own notes in that stretch
-    n, start, t = ds.valid_index[0]
+    n, start, t, meter, key = ds.valid_index[0]
+    assert m["conditions"]["meters"][meter] == m["pieces"][n]["time_signature"]
     notes = ds.encoding.decode(ds.valid[0]).notes()
     assert notes and all(0 <= s < 16 for _, s, _ in notes)
     # the whole untransposed roll of each piece is kept

@@ -29,7 +29,7 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path):
     cfg = resolve("tiny")
     torch.manual_seed(cfg.train.seed)
     ds = load_dataset(tiny_data)
-    fresh, _ = build_models(cfg.model, ds.encoding, ds.encoding.steps_per_bar(ds.meter))
+    fresh, _ = build_models(cfg.model, ds.encoding, ds.conditions)
     trained = load_file(out / "generator-rank0.safetensors")
     assert any(not torch.equal(v, trained[k]) for k, v in fresh.state_dict().items())
     ckpts = sorted((tmp_path / "run" / "checkpoints").glob("step-*.safetensors"))

@@ -113,12 +113,14 @@ def test_odd_but_usable_files_are_read_with_sane_values(tmp_path):
     for name, data in odd.items():
         (folder / name).write_bytes(data)
     r = run_cli("prepare", str(folder), "--out", str(tmp_path / "ds"), "--quiet")
-    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # a piece whose meter changes every bar has no stretch in one meter to learn from: skipped, saying why
+    assert r.returncode == 0 and r.stderr.splitlines() == [
+        f"skipped {folder / 'meter_changes_every_bar.mid'}: its time signature changes 31 times, and no stretch in "
+        "one meter is long enough for a training window"], r.stderr
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     rows = {Path(p["source"]).name: p for p in manifest["pieces"]}
-    assert sorted(rows) == sorted(odd)
+    assert sorted(rows) == sorted(set(odd) - {"meter_changes_every_bar.mid"})
     assert all(10 <= p["tempo"] <= 1000 for p in rows.values())
-    assert rows["meter_changes_every_bar.mid"]["time_signature"] == [3, 4]  # the first one, until meters change
     assert rows["zero_length_notes_among_good_ones.mid"]["windows"] > 0
 
 

@@ -132,7 +132,7 @@ def test_both_estimators_train_g_toward_a_known_optimum(estimator):
     from gancomposer.model import Generator
 
     torch.manual_seed(0)
-    g = Generator(cells=6, states=3, steps_per_bar=4, latent_dim=4, step_noise_dim=2, hidden=16, layers=1,
+    g = Generator(cells=6, states=3, bar_steps=(4,), latent_dim=4, step_noise_dim=2, hidden=16, layers=1,
                   chord_hidden=8)
     opt = torch.optim.Adam(g.parameters(), lr=0.02)
 

@@ -9,11 +9,11 @@ P = 10
 
 
 def small_g(**kw):
-    return Generator(cells=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=3, **kw)
+    return Generator(cells=P, bar_steps=(16,), hidden=24, layers=2, latent_dim=8, step_noise_dim=3, **kw)
 
 
 def small_d(**kw):
-    return Discriminator(features_per_step=2 * P, steps_per_bar=16, hidden=12, **kw)
+    return Discriminator(features_per_step=2 * P, bar_steps=(16,), hidden=12, **kw)
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
@@ -56,7 +56,7 @@ def test_generator_samples_are_one_hot_and_gradients_reach_g():
 @pytest.mark.parametrize("chord_hidden", [0, 6])
 def test_teacher_forcing_matches_free_running_given_the_same_outputs(chord_hidden):
     torch.manual_seed(0)
-    g = Generator(cells=P, steps_per_bar=16, hidden=24, layers=2, latent_dim=8, step_noise_dim=0,
+    g = Generator(cells=P, bar_steps=(16,), hidden=24, layers=2, latent_dim=8, step_noise_dim=0,
                   chord_hidden=chord_hidden)
     if chord_hidden:  # a live chord layer (it starts switched off), over blocks that do not divide P
         torch.nn.init.normal_(g.chord_v, std=2.0)
@@ -83,7 +83,7 @@ def _exactly_one_note_rate(chord_hidden: int) -> float:
     """Fit G by likelihood to steps that sound exactly one of 4 pitches, a minor third apart (in different
     chord blocks), chosen at random; how often do its samples?"""
     torch.manual_seed(0)
-    g = Generator(cells=12, steps_per_bar=16, hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
+    g = Generator(cells=12, bar_steps=(16,), hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
                   chord_hidden=chord_hidden)
     opt = torch.optim.Adam(g.parameters(), lr=2e-2)
     for _ in range(150):
@@ -153,7 +153,7 @@ def test_one_d_step_lowers_d_loss_on_a_fixed_batch():
 def test_g_and_d_work_for_any_number_of_states_per_cell():
     # the networks read only the encoding's shape, so a second encoding (say, 5 states per cell) needs no new code
     torch.manual_seed(0)
-    g = Generator(cells=4, states=5, steps_per_bar=12, hidden=16, layers=1, latent_dim=6, step_noise_dim=0,
+    g = Generator(cells=4, states=5, bar_steps=(12,), hidden=16, layers=1, latent_dim=6, step_noise_dim=0,
                   chord_hidden=5)
     torch.nn.init.normal_(g.chord_v, std=2.0)
     g.init_from_data(torch.randint(0, 5, (8, 12, 4)))
@@ -162,5 +162,5 @@ def test_g_and_d_work_for_any_number_of_states_per_cell():
     assert onehot.shape == logits.shape == (3, 12, 4, 5)
     assert torch.equal(onehot.detach().sum(-1), torch.ones(3, 12, 4))
     assert torch.allclose(g(z, teacher=onehot.argmax(-1)).logits, logits, atol=1e-5)
-    d = Discriminator(features_per_step=4 * 4, steps_per_bar=12, hidden=8)
+    d = Discriminator(features_per_step=4 * 4, bar_steps=(12,), hidden=8)
     assert d(onehot_to_features(onehot)).logits.shape == (3,)

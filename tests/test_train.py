@@ -186,9 +186,9 @@ def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):
         return teacher_forced_nll(g, torch.randn(len(real), cfg.model.latent_dim), real).item()
 
     torch.manual_seed(cfg.train.seed)
-    fresh, _ = build_models(cfg.model, ds.encoding, 16)
+    fresh, _ = build_models(cfg.model, ds.encoding, ds.conditions)
     s = quiet_train(tiny_data, tmp_path / "p", cfg)
-    trained, _ = build_models(cfg.model, ds.encoding, 16)
+    trained, _ = build_models(cfg.model, ds.encoding, ds.conditions)
     trained.load_state_dict(weights(s["checkpoint"])[0]["G"])
     assert nll(trained) < 0.7 * nll(fresh)
 
@@ -234,7 +234,7 @@ def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, 
     for weight in (0.0, 20.0):
         cfg = tiny(pretrain_iters=30, adversarial_iters=15, lr_g=5e-3, mle_weight=weight, ema_decay=0.0)
         s = quiet_train(tiny_data, tmp_path / f"m{weight}", cfg)
-        g, _ = build_models(cfg.model, ds.encoding, 16)
+        g, _ = build_models(cfg.model, ds.encoding, ds.conditions)
         g.load_state_dict(weights(s["checkpoint"])[0]["G"])
         torch.manual_seed(0)
         nll[weight] = teacher_forced_nll(g, torch.randn(len(real), cfg.model.latent_dim), real).item()
@@ -342,7 +342,7 @@ def test_balance_follows_ds_accuracy_on_held_out_pieces(tiny_data, tmp_path, mon
     state = checkpoint.load_state(s["checkpoint"])
     assert 0.0 <= state["progress"]["d_accuracy"] <= 1.0
     held_out = state["held_out"][0]  # one held-out batch of the validation windows per adversarial iteration
-    assert held_out["pos"] > 0 and len(held_out["order"]) == len(load_dataset(tiny_data).valid)
+    assert held_out["pos"][0] > 0 and len(held_out["orders"][0]) == len(load_dataset(tiny_data).valid)
 
 
 def test_guard_steps_aside_with_a_single_training_piece(tmp_path):

@@ -31,7 +31,9 @@ def test_page_static_files_and_openapi(client):
 
 def test_models_compose_pieces_and_files(client):
     source = str(client.app.state.composer_state.models["tiny"])
-    assert client.get("/api/models").json() == [{"name": "tiny", "source": source}]
+    listed = client.get("/api/models").json()
+    assert [(m["name"], m["source"]) for m in listed] == [("tiny", source)]
+    assert listed[0]["meters"] == ["4/4"] and len(listed[0]["keys"]) == 24 and "D minor" in listed[0]["keys"]
     r = compose(client, seed=3, n=2)
     assert r.status_code == 200
     body = r.json()

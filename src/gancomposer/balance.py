@@ -29,7 +29,7 @@ def held_out_accuracy(run: Run, fake_logits: torch.Tensor) -> float:
     averaged over the training processes."""
     real = run.held_out.next().to(run.device)
     with torch.no_grad(), run.amp:
-        logits = run.D(grid_features(real, run.G.states)).logits.float()
+        logits = run.D(grid_features(real.grid, run.G.states), real.cond).logits.float()
     acc = 0.5 * ((logits > 0).float().mean().item() + (fake_logits.detach() < 0).float().mean().item())
     return distributed.mean(acc, run.world, run.device)
 

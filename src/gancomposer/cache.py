@@ -18,7 +18,7 @@ from .files import atomic_path
 from .piece import Piece
 
 #: Bump when a reader's output changes, so old entries are ignored.
-READER_VERSION = 1
+READER_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -53,6 +53,8 @@ def pieces_to_bytes(pieces: list[Piece]) -> bytes:
         tempo=np.array([p.tempo for p in pieces], dtype=np.float64),
         ts=np.array([p.time_signature for p in pieces], dtype=np.int64).reshape(-1, 2),
         names=np.array([p.name for p in pieces], dtype=str),
+        changes=np.array([(i, *c) for i, p in enumerate(pieces) for c in p.meter_changes],
+                         dtype=np.float64).reshape(-1, 4),
     )
     return buf.getvalue()
 
@@ -60,10 +62,11 @@ def pieces_to_bytes(pieces: list[Piece]) -> bytes:
 def pieces_from_bytes(data: bytes) -> list[Piece]:
     """The inverse of :func:`pieces_to_bytes` (``allow_pickle=False``: plain arrays only)."""
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        bounds = z["bounds"]
+        bounds, changes = z["bounds"], z["changes"]
         return [
             Piece(z["pitch"][a:b], z["start"][a:b], z["duration"][a:b], float(z["tempo"][i]),
-                  tuple(z["ts"][i].tolist()), name)
+                  tuple(z["ts"][i].tolist()), name,
+                  meter_changes=tuple((t, int(n), int(d)) for _, t, n, d in changes[changes[:, 0] == i]))
             for i, name, a, b in zip(range(len(bounds) - 1), z["names"].tolist(), bounds[:-1], bounds[1:])
         ]
 

@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .conditions import Conditions
 from .config import from_stored, model_config
 from .encoding import DEFAULT_METER, Encoding
 from .errors import UserError
@@ -107,10 +108,14 @@ def generator_weights(groups: dict[str, dict[str, torch.Tensor]], path: str | os
     return weights
 
 
-def grid_of(info: dict) -> tuple[Encoding, tuple[int, int]]:
-    """The encoding and meter a checkpoint's generator composes in."""
+def grid_of(info: dict) -> tuple[Encoding, Conditions]:
+    """The encoding a checkpoint's generator composes in, and its meters and keys (one meter and no keys for
+    a model made before they were learned)."""
     data = info["data"]
-    return Encoding.from_dict(data["encoding"]), tuple(data.get("meter", DEFAULT_METER))
+    if "conditions" in data:
+        return Encoding.from_dict(data["encoding"]), Conditions.from_dict(data["conditions"])
+    return (Encoding.from_dict(data["encoding"]),
+            Conditions.single(tuple(data.get("meter", DEFAULT_METER)), int(data.get("window_steps", 64))))
 
 
 def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
@@ -122,11 +127,11 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, dict]:
     groups, info = load(path)
     try:
         model_cfg = model_config(info["model"], str(path))  # the network alone: training options play no part
-        enc, meter = grid_of(info)
+        enc, conditions = grid_of(info)
     except (KeyError, TypeError, ValueError, UserError) as e:
         raise UserError(f"{path}: damaged checkpoint settings ({e})") from None
     weights = generator_weights(groups, path)
-    g = built_to_fit(lambda: Generator.from_config(model_cfg, enc, enc.steps_per_bar(meter)), weights, path)
+    g = built_to_fit(lambda: Generator.from_config(model_cfg, enc, conditions), weights, path)
     g.load_state_dict(weights)
     return g, info
 

@@ -190,7 +190,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
     bar = tqdm(total=args.n * args.bars * composer.steps_per_bar, unit="step", desc="composing", delay=1.0,
                file=sys.stderr, leave=False)
-    batches = composer.compose_batches(args.n, args.bars, seed, args.temperature, progress=bar.update)  # checks
+    batches = composer.compose_batches(args.n, args.bars, seed, args.temperature, progress=bar.update,
+                                       key=args.key, meter=args.meter)  # checks the request
     out = check_writable_folder(args.out)
     refuse_overwrite((out / f"seed{seed}-{i}.{fmt}" for i in range(args.n) for fmt in args.format), args.force)
     written, notes = 0, 0
@@ -218,6 +219,27 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     save(concatenate(pieces), walk, program=composer.program)
     print(f"wrote {len(pieces)} pieces from seed {args.seed_a} to seed {args.seed_b} ({len(written)} files) "
           f"and {walk}, which plays them in turn")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .compose import Composer, shipped_models
+
+    for i, (name, path) in enumerate(shipped_models().items()):
+        composer = Composer.load(path)
+        mix = composer.conditions.mix()
+        meters = {}
+        for meter, _, share in mix:
+            meters[meter] = meters.get(meter, 0.0) + share
+        keys = {}
+        for _, key, share in mix:
+            keys[key] = keys.get(key, 0.0) + share
+        top = sorted(keys.items(), key=lambda kv: -kv[1])[:6]
+        print(f"{name}{' (default)' if i == 0 else ''}: {path.stat().st_size / 2**20:.1f} MiB, "
+              f"{composer.info['data'].get('corpus') or 'own data'}")
+        print("  meters: " + ", ".join(f"{m} {s:.0%}" for m, s in meters.items()))
+        print("  keys:   " + (", ".join(f"{k} {s:.0%}" for k, s in top) + (", ..." if len(keys) > 6 else "")
+                              if composer.conditions.keyed else "(trained without keys)"))
     return 0
 
 
@@ -369,11 +391,14 @@ def _add_compose_commands(sub) -> None:
     """generate, interpolate, export, serve, demo."""
 
     def compose_options(p, with_n: bool) -> None:
-        p.add_argument("--model", help="a checkpoint file or run folder (default: the shipped Bach model)")
+        p.add_argument("--model", help="a shipped model's name (`gancomposer models`), a checkpoint file or a run "
+                                       "folder (default: the shipped Bach model)")
         p.add_argument("--bars", type=int, default=8, help="bars per piece (any length)")
         if with_n:
             p.add_argument("--n", type=int, default=4, help="number of pieces (one batched pass)")
             p.add_argument("--seed", type=int, help="same seed, same music (default: random)")
+            p.add_argument("--key", help='e.g. "D minor" or "F# major" (default: drawn from the style\'s keys)')
+            p.add_argument("--meter", help="e.g. 6/8, one of the model's meters (default: drawn from the style's)")
         p.add_argument("--temperature", type=float, help="< 1 safer, > 1 wilder (default: the model's own)")
         p.add_argument("--out", default="output", help="output folder")
         p.add_argument("--format", type=_formats, default=["mid"], help="any of mid,wav,png")
@@ -390,6 +415,9 @@ def _add_compose_commands(sub) -> None:
     p.add_argument("--pieces", type=int, default=5, help="pieces along the walk, both ends included")
     compose_options(p, with_n=False)
     p.set_defaults(func=cmd_interpolate, bars=4)
+
+    p = sub.add_parser("models", help="list the shipped models with their meters and keys")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("export", help="write a checkpoint's generator alone (what the package ships)")
     p.add_argument("--model", required=True, help="checkpoint file or run folder (its best checkpoint)")

@@ -4,6 +4,7 @@
 
     composer = Composer.load()                 # the pretrained Bach-chorale model shipped in the package
     pieces = composer.compose(n=4, bars=8, seed=0)
+    minor = composer.compose(n=4, bars=8, seed=0, key="D minor", meter="3/4")
     pieces[0].save_midi("chorale.mid")
     pieces[0].save_wav("chorale.wav")
     pieces[0].save_png("chorale.png")
@@ -22,15 +23,22 @@ import numpy as np
 import torch
 
 from . import checkpoint, render
+from .conditions import KEYS, Conditions, meter_name, parse_key, parse_meter
 from .corpora import instrument_of
 from .encoding import DEFAULT_METER, Encoding
 from .errors import UserError
-from .model import Generator
+from .model import Condition, Generator
 from .piece import Piece
 from .sampling import sample_blocks, sample_grids
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = PRETRAINED_DIR / "bach-chorales.safetensors"
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models shipped in the package, by name (the default first)."""
+    found = sorted(PRETRAINED_DIR.glob("*.safetensors"), key=lambda p: (p != DEFAULT_MODEL, p.stem))
+    return {p.stem: p for p in found}
 #: Seeds are drawn from this range (kept to 32 bits so a seed fits anywhere, JSON and JavaScript included).
 MAX_SEED = 2**32 - 1
 #: Long pieces are composed this many bars at a time (the result is the same as one pass).
@@ -85,33 +93,61 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 class Composer:
     """A generator ready to compose, loaded from a checkpoint, a run folder or the shipped model."""
 
-    def __init__(self, generator: Generator, encoding: Encoding, *, tempo: float = 100.0, program: int = 0,
-                 name: str = "model", info: dict | None = None, temperature: float = 1.0,
-                 meter: tuple[int, int] = DEFAULT_METER):
+    def __init__(self, generator: Generator, encoding: Encoding, conditions: Conditions | None = None, *,
+                 tempo: float = 100.0, program: int = 0, name: str = "model", info: dict | None = None,
+                 temperature: float = 1.0):
         self.generator = generator.eval()
         self.encoding = encoding
+        self.conditions = conditions or Conditions.single(DEFAULT_METER, encoding.steps_per_bar(DEFAULT_METER) * 4)
         self.temperature = temperature  # the default; set at export (`gancomposer export --temperature`)
-        self.tempo, self.program, self.name, self.meter = tempo, program, name, meter
+        self.tempo, self.program, self.name = tempo, program, name
         self.info = info or {}
-        self.steps_per_bar = encoding.steps_per_bar(meter)
+        self.meter = self.conditions.meters[0]  # the style's most common meter
+        self.steps_per_bar = encoding.steps_per_bar(self.meter)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, device: str = "cpu") -> Composer:
-        """Load a checkpoint file or run folder (its best checkpoint); None loads the shipped model.
+        """Load a checkpoint file, a run folder (its best checkpoint) or a shipped model by name (see
+        :func:`shipped_models`); None loads the default shipped model.
 
         The moving average of G's weights is used when the checkpoint has one.
         """
+        shipped = shipped_models()
         if path is None:
             if not DEFAULT_MODEL.is_file():
                 raise UserError(f"the pretrained model is missing from this installation ({DEFAULT_MODEL})")
             path = DEFAULT_MODEL
+        elif str(path) in shipped and not Path(path).exists():
+            path = shipped[str(path)]
         file = checkpoint.find(path, prefer="best")
         g, info = checkpoint.load_generator(file)
-        data, (enc, meter) = info["data"], checkpoint.grid_of(info)
-        return cls(g.to(device), enc, tempo=float(data.get("tempo", 100.0)),
+        data, (enc, conditions) = info["data"], checkpoint.grid_of(info)
+        return cls(g.to(device), enc, conditions, tempo=float(data.get("tempo", 100.0)),
                    program=int(data.get("program", instrument_of(data.get("corpus")))),
                    name=Path(path).stem if Path(path).is_file() else Path(path).name, info=info,
-                   temperature=float(info.get("temperature", 1.0)), meter=meter)
+                   temperature=float(info.get("temperature", 1.0)))
+
+    @property
+    def meters(self) -> list[str]:
+        """The meters the model composes in, most common in its style first."""
+        return [meter_name(m) for m in self.conditions.meters]
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys the model can be asked for (none for a model trained without keys)."""
+        return list(KEYS) if self.conditions.keyed else []
+
+    def choose(self, n: int, seed: int, key: str | None = None, meter: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Meter and key indices of ``n`` pieces: those asked for, and the rest drawn from the style's mix
+        (deterministic in ``seed``). Unknown names are refused in one line."""
+        m = None if meter is None else parse_meter(meter, self.conditions.meters)
+        k = None
+        if key is not None:
+            if not self.conditions.keyed:
+                raise UserError(f"{self.name} was trained without keys; it cannot be asked for one")
+            k = parse_key(key)
+        return self.conditions.draw(n, seed, meter=m, key=k)
 
     @property
     def latent_dim(self) -> int:
@@ -124,33 +160,54 @@ class Composer:
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.latent_dim, generator=gen)
 
+    def steps(self, bars: int, meters: np.ndarray) -> np.ndarray:
+        """Grid steps of ``bars`` bars in each of the meters ``meters`` (indices)."""
+        return np.array([bars * self.encoding.steps_per_bar(self.conditions.meters[m]) for m in meters], int)
+
+    def _condition(self, meters: np.ndarray, keys: np.ndarray) -> Condition:
+        return Condition(torch.from_numpy(np.asarray(meters, np.int64)),
+                         torch.from_numpy(np.asarray(keys, np.int64)) if self.conditions.keyed else None)
+
     def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0, temperature: float | None = None,
+                        meters: np.ndarray | None = None, keys: np.ndarray | None = None,
                         progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-        """Grids for the latents ``z`` (one batched pass), ``bars`` bars long; one continuous performance of
-        G however long. ``progress`` is called with the grid steps done after each chunk."""
+        """Grids for the latents ``z`` (one batched pass) in the meters and keys given by index (default: the
+        most common meter, the first key), ``bars`` bars long; one continuous performance of G however long.
+        ``progress`` is called with the grid steps done after each chunk."""
         temperature = check_request(bars, self.temperature if temperature is None else temperature)
+        meters = np.zeros(len(z), np.int64) if meters is None else meters
+        keys = np.zeros(len(z), np.int64) if keys is None else keys
+        steps = self.steps(bars, meters)
         device = next(self.generator.parameters()).device
-        return list(sample_grids(self.generator, z.to(device), bars * self.steps_per_bar, seed=seed,
-                                 temperature=temperature, chunk_steps=CHUNK_BARS * self.steps_per_bar,
-                                 progress=progress))
+        grids = sample_grids(self.generator, z.to(device), int(steps.max()), seed=seed, temperature=temperature,
+                             cond=self._condition(meters, keys), chunk_steps=CHUNK_BARS * self.steps_per_bar,
+                             progress=progress)
+        return [g[:s] for g, s in zip(grids, steps)]
 
-    def _pieces(self, grids: list[np.ndarray], seed: int, names: list[str], meta: list[dict]) -> list[ComposedPiece]:
-        return [
-            ComposedPiece(grid, render.grid_to_piece(grid, self.encoding, tempo=self.tempo, meter=self.meter,
-                                                     name=name), self.encoding, self.program, seed, m, self.meter)
-            for grid, name, m in zip(grids, names, meta)
-        ]
+    def _pieces(self, grids: list[np.ndarray], seed: int, names: list[str], meta: list[dict], meters: np.ndarray,
+                keys: np.ndarray) -> list[ComposedPiece]:
+        out = []
+        for grid, name, m, mi, ki in zip(grids, names, meta, meters, keys):
+            meter = self.conditions.meters[mi]
+            info = {**m, "meter": meter_name(meter), **({"key": KEYS[ki]} if self.conditions.keyed else {})}
+            piece = render.grid_to_piece(grid, self.encoding, tempo=self.tempo, meter=meter, name=name)
+            out.append(ComposedPiece(grid, piece, self.encoding, self.program, seed, info, meter))
+        return out
 
-    def compose(self, n: int = 4, bars: int = 8, seed: int = 0,
-                temperature: float | None = None) -> list[ComposedPiece]:
+    def compose(self, n: int = 4, bars: int = 8, seed: int = 0, temperature: float | None = None, *,
+                key: str | None = None, meter: str | None = None) -> list[ComposedPiece]:
         """``n`` new pieces of ``bars`` bars; the same (n, seed) always gives the same music.
 
         ``temperature`` scales G's logits before each draw (< 1 safer, > 1 wilder); None uses the model's own.
+        ``key`` (e.g. ``"D minor"``) and ``meter`` (e.g. ``"6/8"``, one of :attr:`meters`) fix what the
+        pieces are written in; what is not fixed is drawn, piece by piece, from the style's own mix.
         """
-        return [cp for batch in self.compose_batches(n, bars, seed, temperature) for cp in batch]
+        return [cp for batch in self.compose_batches(n, bars, seed, temperature, key=key, meter=meter)
+                for cp in batch]
 
     def compose_batches(self, n: int, bars: int = 8, seed: int = 0, temperature: float | None = None,
-                        progress: Callable[[int], None] | None = None) -> Iterator[list[ComposedPiece]]:
+                        progress: Callable[[int], None] | None = None, *, key: str | None = None,
+                        meter: str | None = None) -> Iterator[list[ComposedPiece]]:
         """:meth:`compose`, a batch of up to :data:`BATCH` pieces at a time, so that a caller can write each
         batch before the next is made. ``progress`` is called with the grid steps composed, summed over pieces.
         A bad request is refused here, before the first batch is asked for.
@@ -158,39 +215,47 @@ class Composer:
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
         check_request(bars, self.temperature if temperature is None else temperature)
-        return self._batches(self.latents(n, seed), bars, seed, temperature, progress)
+        z = self.latents(n, seed)
+        meters, keys = self.choose(n, seed, key, meter)
+        return self._batches(z, bars, seed, temperature, progress, meters, keys)
 
     def _batches(self, z: torch.Tensor, bars: int, seed: int, temperature: float | None,
-                 progress: Callable[[int], None] | None) -> Iterator[list[ComposedPiece]]:
+                 progress: Callable[[int], None] | None, meters: np.ndarray,
+                 keys: np.ndarray) -> Iterator[list[ComposedPiece]]:
         n = len(z)
         for first in range(0, n, BATCH):
-            count = min(BATCH, n - first)
+            part = slice(first, min(n, first + BATCH))
+            count = part.stop - first
             block_seed = seed if first == 0 else _block_seed(seed, first // BATCH)
             done = (lambda steps, c=count: progress(steps * c)) if progress else None
-            grids = self.compose_latents(z[first : first + count], bars, seed=block_seed, temperature=temperature,
-                                         progress=done)
-            names = [f"seed{seed}-{i}" for i in range(first, first + count)]
-            yield self._pieces(grids, seed, names, [{"index": i} for i in range(first, first + count)])
+            grids = self.compose_latents(z[part], bars, seed=block_seed, temperature=temperature,
+                                         meters=meters[part], keys=keys[part], progress=done)
+            names = [f"seed{seed}-{i}" for i in range(first, part.stop)]
+            yield self._pieces(grids, seed, names, [{"index": i} for i in range(first, part.stop)], meters[part],
+                               keys[part])
 
-    def compose_many(self, requests: list[tuple[int, int, int, float | None]],
+    def compose_many(self, requests: list[tuple[int, int, int, float | None, str | None, str | None]],
                      progress: Callable[[int], None] | None = None) -> list[list[ComposedPiece]]:
-        """Several ``(n, bars, seed, temperature)`` requests in one batched pass (how the web app serves requests
-        that arrive together); each gets exactly the pieces :meth:`compose` gives it alone. Each ``n`` is at
-        most :data:`BATCH`. ``progress`` is called with the grid steps done after each chunk (it may raise to
-        stop)."""
-        blocks, lengths = [], []
-        for n, bars, seed, temperature in requests:
+        """Several ``(n, bars, seed, temperature, key, meter)`` requests in one batched pass (how the web app
+        serves requests that arrive together); each gets exactly the pieces :meth:`compose` gives it alone.
+        Each ``n`` is at most :data:`BATCH`. ``progress`` is called with the grid steps done after each chunk
+        (it may raise to stop)."""
+        blocks, chosen = [], []
+        for n, bars, seed, temperature, key, meter in requests:
             if not 1 <= n <= BATCH:
                 raise UserError(f"n must lie in 1..{BATCH}, got {n}")
             t = check_request(bars, self.temperature if temperature is None else temperature)
-            blocks.append((self.latents(n, seed), seed, t))
-            lengths.append(bars * self.steps_per_bar)
+            z = self.latents(n, seed)
+            meters, keys = self.choose(n, seed, key, meter)
+            blocks.append((z, seed, t, self._condition(meters, keys)))
+            chosen.append((meters, keys, self.steps(bars, meters)))
         device = next(self.generator.parameters()).device
-        grids = sample_blocks(self.generator, [(z.to(device), s, t) for z, s, t in blocks], max(lengths),
+        grids = sample_blocks(self.generator, [(z.to(device), s, t, c) for z, s, t, c in blocks],
+                              int(max(steps.max() for _, _, steps in chosen)),
                               chunk_steps=CHUNK_BARS * self.steps_per_bar, progress=progress)
-        return [self._pieces(list(g[:, :steps]), seed, [f"seed{seed}-{i}" for i in range(n)],
-                             [{"index": i} for i in range(n)])
-                for g, steps, (n, _, seed, _) in zip(grids, lengths, requests)]
+        return [self._pieces([g[:s] for g, s in zip(block, steps)], req[2], [f"seed{req[2]}-{i}" for i in range(req[0])],
+                             [{"index": i} for i in range(req[0])], meters, keys)
+                for block, (meters, keys, steps), req in zip(grids, chosen, requests)]
 
     def interpolate(self, seed_a: int, seed_b: int, pieces: int = 5, bars: int = 4,
                     temperature: float | None = None) -> list[ComposedPiece]:
@@ -205,11 +270,13 @@ class Composer:
         za, zb = self.latents(1, seed_a)[0], self.latents(1, seed_b)[0]
         ts = np.linspace(0, 1, pieces)
         z = torch.stack([_slerp(za, zb, float(t)) for t in ts])
+        meters, keys = (np.repeat(x, pieces) for x in self.choose(1, seed_a))  # the walk stays in one meter and key
         # the same sampling noise for every piece of the walk: compose them one by one from one seed
-        grids = [self.compose_latents(z[i : i + 1], bars, seed=seed_a, temperature=temperature)[0]
+        grids = [self.compose_latents(z[i : i + 1], bars, seed=seed_a, temperature=temperature, meters=meters[:1],
+                                      keys=keys[:1])[0]
                  for i in range(pieces)]
         names = [f"interp-{seed_a}-{seed_b}-{i}" for i in range(pieces)]
-        return self._pieces(grids, seed_a, names, [{"t": float(t)} for t in ts])
+        return self._pieces(grids, seed_a, names, [{"t": float(t)} for t in ts], meters, keys)
 
 
 def check_request(bars: int, temperature: float) -> float:

@@ -3,11 +3,17 @@
 A dataset folder holds::
 
     manifest.json       sources (with SHA-256), encoding, counts, skipped files and why
-    train.npy           (windows, steps, pitches) uint8 rolls of OFF/ONSET/HOLD, transposed copies included
+    train.npy           (windows, steps, cells) uint8 grids, transposed copies included
     valid.npy           the same for the validation pieces (never transposed)
-    train_index.npy     (windows, 3) int32: piece number, first step, transposition
+    train_index.npy     (windows, 5) int32: piece number, first step, transposition, meter, key
     valid_index.npy
-    rolls.npy           (total steps, pitches) uint8: every piece whole, untransposed, one after another
+    rolls.npy           (total steps, cells) uint8: every piece whole, untransposed, one after another
+
+A piece whose time signature changes is cut at each change into pieces of one meter. Windows start on the bar
+lines of their piece's meter and hold whole bars, about as long in every meter (:func:`~.conditions.window_bars`);
+a window shorter than the longest is stored padded with silence and used at its own length (the meter's
+``window_steps``). Each window is labelled with its meter and its key (the piece's key, estimated once, moved
+with the transposition), the conditions of G and D.
 
 The split into train and validation is by piece, never by window, so no bar of a validation piece is trained on.
 """
@@ -27,6 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import cache
+from .conditions import KEYS, N_KEYS, Conditions, key_of, transpose_key, window_bars
 from .corpora import DEFAULT_CORPUS, get_corpus
 from .encoding import DEFAULT_METER, Encoding, PianoRoll, fit_pitch_range, in_range
 from .files import atomic_path, check_writable_folder, staged_folder, write_json_atomic
@@ -36,7 +43,7 @@ from .errors import UserError
 from .piece import Piece
 from .theory import pitch_name, shift_to_c
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meters and keys (windows of whole bars of each piece's meter, labelled)
 
 
 @dataclass
@@ -45,7 +52,7 @@ class PrepareOptions:
 
     steps_per_quarter: int = 4
     pitch_range: tuple[int, int] | None = None  # None: fitted to the pieces
-    window_bars: int = 4  # bars of the dataset's meter; the window length in steps is fixed for every piece
+    window_bars: int = 4  # bars of 4/4 a window lasts; other meters get the whole bars closest to that length
     hop_bars: int = 1  # windows start on bar lines of each piece's own metre
     min_fill: float = 0.5  # a window needs this share of its steps sounding, or it is dropped
     valid_fraction: float = 0.1
@@ -203,7 +210,7 @@ def prepare(
     with staged_folder(out) as staging:  # made first: an unwritable --out fails before any parsing
         skipped = [{"path": p, "reason": r} for p, r in missing]
         sources = load_sources(files, options.limits, progress=progress)
-        pieces, dropped = _usable_pieces(sources, options)
+        pieces, dropped, fragments = _usable_pieces(sources, options)
         skipped += [{"path": s.path, "reason": s.error} for s in sources if s.error] + dropped
         if pieces and options.pitch_range:
             enc = PianoRoll(options.steps_per_quarter, *options.pitch_range)
@@ -223,7 +230,7 @@ def prepare(
             ],
             "skipped": skipped,
         })
-        manifest["counts"].update({"files": len(files) + len(missing),
+        manifest["counts"].update({"files": len(files) + len(missing), "meter_fragments_left_out": fragments,
                                    "skipped_files": sum(1 for s in skipped if "piece" not in s)})
         write_json_atomic(staging / "manifest.json", manifest)
     return manifest
@@ -239,30 +246,46 @@ def check_dataset_target(out: str | os.PathLike) -> Path:
 
 
 def _usable_pieces(sources: list[Source], options: PrepareOptions) -> tuple[list[tuple[Source, int, Piece]],
-                                                                           list[dict]]:
-    """The pieces that can be windowed, and one ``skipped`` entry per piece that cannot (its file is marked
-    unusable when none of its pieces is left)."""
-    pieces, dropped = [], []
+                                                                           list[dict], int]:
+    """The pieces that can be windowed (a piece whose meter changes cut into parts of one meter), one
+    ``skipped`` entry per piece that cannot (its file is marked unusable when none of its pieces is left), and
+    how many parts were left out as too short for a window: the odd short bar that a score gives a signature
+    of its own (a partial bar before a repeat is often written as 1/8), which is no meter of the style."""
+    pieces, dropped, fragments = [], [], 0
+    shortest = options.min_fill * window_quarters(options)
     for src in sources:
+        parts = []
+        for piece in src.pieces:
+            split = piece.split_at_meter_changes()
+            parts.append([p for p in split if len(split) == 1 or p.end >= shortest])
+            fragments += len(split) - len(parts[-1])
+        if src.pieces and not any(parts):
+            src.error = (f"its time signature changes {len(src.pieces[0].meter_changes)} times, and no stretch in "
+                         "one meter is long enough for a training window")
         kept = 0
-        for i, piece in enumerate(src.pieces):
-            problem = meter_problem(piece.time_signature, options.steps_per_quarter,
-                                    options.window_bars * 4 * DEFAULT_METER[0] / DEFAULT_METER[1])
+        several = len(src.pieces) > 1 or any(len(p) > 1 for p in parts)
+        for i, part in ((i, part) for i, ps in enumerate(parts) for part in ps):
+            problem = meter_problem(part.time_signature, options.steps_per_quarter, window_quarters(options))
             if problem:
-                if len(src.pieces) > 1:
+                if several:
                     dropped.append({"path": f"{src.path}#{i + 1}", "piece": i + 1, "reason": problem})
                 else:
                     src.error = problem
                 continue
             if options.normalize_key:
-                piece = piece.transpose(shift_to_c(piece))
-            pieces.append((src, i, piece))
+                part = part.transpose(shift_to_c(part))
+            pieces.append((src, i, part))
             kept += 1
         if src.pieces and not kept and not src.error:
             src.error = "no piece in a usable meter"
         if src.error:
             src.pieces = []
-    return pieces, dropped
+    return pieces, dropped, fragments
+
+
+def window_quarters(options: PrepareOptions) -> float:
+    """Quarter notes a training window lasts, about, in every meter (exactly in 4/4)."""
+    return options.window_bars * 4.0
 
 
 def _mostly_in_range(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll
@@ -285,14 +308,28 @@ def _mostly_in_range(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll
     return kept, skipped
 
 
+def conditions_of(pieces: list[Piece], enc: Encoding, options: PrepareOptions) -> Conditions:
+    """The meters of ``pieces`` (most common first), each meter's window length, and the pieces per (meter,
+    key)."""
+    by_meter: dict[tuple[int, int], int] = {}
+    for p in pieces:
+        by_meter[p.time_signature] = by_meter.get(p.time_signature, 0) + 1
+    meters = sorted(by_meter, key=lambda m: (-by_meter[m], m))
+    counts = np.zeros((len(meters), N_KEYS))
+    for p in pieces:
+        counts[meters.index(p.time_signature), key_of(p)] += 1
+    steps = [window_bars(m, window_quarters(options)) * enc.steps_per_bar(m) for m in meters]
+    return Conditions(meters, steps, counts)
+
+
 def _build(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll, options: PrepareOptions, folder: Path) -> dict:
     """Encode, window and split ``pieces``; write the arrays into ``folder``; return the manifest's body."""
-    meter = DEFAULT_METER  # what windows and the networks' bar positions assume, recorded in the manifest
-    window = options.window_bars * enc.steps_per_bar(meter)
-    keys = [f"{src.sha256}#{i}" for src, i, _ in pieces]
+    conditions = conditions_of([p for _, _, p in pieces], enc, options)
+    window = max(conditions.window_steps)  # shorter windows are stored padded
+    keys = [f"{src.sha256}#{i}" for src, i, _ in pieces]  # the parts of one piece go to one split
     splits = split_pieces(keys, options.valid_fraction, options.seed)
 
-    data = _encode_and_window(pieces, splits, enc, window, options)
+    data = _encode_and_window(pieces, splits, enc, conditions, options)
     arrays = _write_arrays(folder, data, window, enc)
 
     opts = asdict(options)
@@ -301,7 +338,8 @@ def _build(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll, options: Pre
         "format_version": FORMAT_VERSION,
         "encoding": enc.to_dict(),
         "window_steps": window,
-        "meter": list(meter),
+        "meter": list(conditions.meters[0]),  # the most common meter: the one scores are taken in
+        "conditions": conditions.to_dict(),
         "tempo": float(np.median([p.tempo for _, _, p in pieces])),  # quarter notes per minute, for decoding
         "options": opts,
         "counts": {
@@ -324,17 +362,19 @@ class _Encoded:
 
     rolls: list[np.ndarray] = field(default_factory=list)
     windows: dict[str, list] = field(default_factory=lambda: {"train": [], "valid": []})
-    index: dict[str, list] = field(default_factory=lambda: {"train": [], "valid": []})  # (piece, step, shift)
+    index: dict[str, list] = field(default_factory=lambda: {"train": [], "valid": []})  # see the module doc
     piece_rows: list[dict] = field(default_factory=list)
     dropped_notes: int = 0
     pieces_out_of_range: int = 0
 
 
-def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: PianoRoll, window: int,
-                       options: PrepareOptions) -> _Encoded:
+def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: PianoRoll,
+                       conditions: Conditions, options: PrepareOptions) -> _Encoded:
     """Encode each piece, cut its windows on its own bar lines, and add transposed copies of training pieces."""
-    data, offset = _Encoded(), 0
+    data, offset, longest = _Encoded(), 0, max(conditions.window_steps)
     for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
+        meter = conditions.meters.index(piece.time_signature)
+        window, key = conditions.window_steps[meter], key_of(piece)
         outside = int((~in_range(piece, enc)).sum())
         data.dropped_notes += outside
         data.pieces_out_of_range += outside > 0
@@ -345,20 +385,23 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str
         starts = windows_of(roll, window, hop, options.min_fill)
         for t in shifts:
             shifted = roll if t == 0 else enc.encode(piece.transpose(t))
-            padded = np.concatenate([shifted, np.zeros((window, enc.n_pitches), np.uint8)])
+            padded = np.concatenate([shifted, np.zeros((longest, enc.n_pitches), np.uint8)])
             for s in starts:
-                data.windows[split].append(padded[s : s + window])
-                data.index[split].append((n, s, t))
+                cut = padded[s : s + longest].copy()
+                cut[window:] = 0
+                data.windows[split].append(cut)
+                data.index[split].append((n, s, t, meter, transpose_key(key, t)))
         data.piece_rows.append({
             "name": piece.name, "source": src.path, "sha256": src.sha256, "split": split,
             "offset": offset, "steps": int(roll.shape[0]), "tempo": piece.tempo,
-            "time_signature": list(piece.time_signature), "windows": len(starts),
+            "time_signature": list(piece.time_signature), "key": KEYS[key], "windows": len(starts),
         })
         offset += roll.shape[0]
     return data
 
 
 ARRAYS = ("train", "valid", "train_index", "valid_index", "rolls")
+INDEX_COLUMNS = 5  # piece, first step, transposition, meter, key
 
 
 def _write_arrays(out: Path, data: _Encoded, window: int, enc: PianoRoll) -> dict:
@@ -367,7 +410,7 @@ def _write_arrays(out: Path, data: _Encoded, window: int, enc: PianoRoll) -> dic
     for split in ("train", "valid"):
         w = data.windows[split]
         arrays[split] = np.stack(w) if w else np.zeros((0, window, enc.n_pitches), np.uint8)
-        arrays[f"{split}_index"] = np.asarray(data.index[split], dtype=np.int32).reshape(-1, 3)
+        arrays[f"{split}_index"] = np.asarray(data.index[split], dtype=np.int32).reshape(-1, INDEX_COLUMNS)
     arrays["rolls"] = np.concatenate(data.rolls) if data.rolls else np.zeros((0, enc.n_pitches), np.uint8)
     record = {}
     for name in ARRAYS:
@@ -412,15 +455,27 @@ class Dataset:
 
     @property
     def meter(self) -> tuple[int, int]:
-        """The meter that windows and bar positions assume."""
+        """The most common meter of the pieces: the one scores are taken in."""
         return tuple(self.manifest.get("meter", DEFAULT_METER))
 
-    def piece_rolls(self, split: str | None = None) -> list[np.ndarray]:
-        """Whole, untransposed rolls of the pieces in ``split`` ('train', 'valid' or None for all)."""
+    @property
+    def conditions(self) -> Conditions:
+        """The meters, their window lengths and the style's mix of meters and keys."""
+        return Conditions.from_dict(self.manifest["conditions"])
+
+    def windows_in(self, split: str, meter: int) -> np.ndarray:
+        """The windows of ``split`` in the meter numbered ``meter``, at that meter's own length."""
+        windows, index = (self.train, self.train_index) if split == "train" else (self.valid, self.valid_index)
+        steps = self.conditions.window_steps[meter]
+        return np.asarray(windows[np.flatnonzero(index[:, 3] == meter)][:, :steps])
+
+    def piece_rolls(self, split: str | None = None, meter: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Whole, untransposed rolls of the pieces in ``split`` ('train', 'valid' or None for all), of one
+        ``meter`` or of all."""
         return [
             self.rolls[p["offset"] : p["offset"] + p["steps"]]
             for p in self.manifest["pieces"]
-            if split is None or p["split"] == split
+            if (split is None or p["split"] == split) and (meter is None or tuple(p["time_signature"]) == meter)
         ]
 
 
@@ -460,7 +515,7 @@ def _check_arrays(manifest: dict, enc: Encoding, arrays: dict[str, np.ndarray], 
     steps = sum(int(p["steps"]) for p in manifest["pieces"])
     expected = {
         "train": (counts["train_windows"], window, enc.cells), "valid": (counts["valid_windows"], window, enc.cells),
-        "train_index": (counts["train_windows"], 3), "valid_index": (counts["valid_windows"], 3),
+        "train_index": (counts["train_windows"], INDEX_COLUMNS), "valid_index": (counts["valid_windows"], INDEX_COLUMNS),
         "rolls": (steps, enc.cells),
     }
     recorded = manifest.get("arrays")  # absent in datasets written by 0.1.0

@@ -25,7 +25,7 @@ import torch
 
 from . import checkpoint
 from .evaluate import FeatureSet, Reference, compare, feature_set
-from .run import Run, adversarial_optimizers, save_checkpoint, stream_seeds
+from .run import Run, adversarial_optimizers, save_checkpoint, scoring_condition, stream_seeds
 from .sampling import sample_grids
 
 GUARD_PIECES = 256  # pieces G composes for each guard evaluation
@@ -36,7 +36,7 @@ REFERENCE_WINDOWS = 2048  # at most about this many reference windows (their fea
 def reference(run: Run, pieces: list) -> tuple[Reference, FeatureSet]:
     """The (training) pieces as the guard compares with them: every k-th piece of a large corpus, so that
     about ``REFERENCE_WINDOWS`` windows remain."""
-    window = GUARD_BARS * run.steps_per_bar
+    window = GUARD_BARS * run.steps_per_bar  # in the corpus's most common meter, the pieces' own
     windows = sum(max(1, len(p) // window) for p in pieces)
     step = max(1, min(math.ceil(windows / REFERENCE_WINDOWS), len(pieces) // 2))  # two pieces at least
     ref = Reference("training pieces", run.encoding, list(pieces[::step]), [], run.meter)
@@ -57,7 +57,8 @@ def score(run: Run, sampler=None, temperature: float = 1.0) -> dict:
     seeds = stream_seeds(run.cfg.seed)
     z = torch.randn(GUARD_PIECES, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["guard_latents"]))
     grids = sample_grids(sampler or run.sampler, z.to(run.device), GUARD_BARS * run.steps_per_bar,
-                         seed=seeds["guard_sampling"], temperature=temperature)
+                         seed=seeds["guard_sampling"], temperature=temperature,
+                         cond=scoring_condition(run, GUARD_PIECES, seeds["guard_latents"]))
     ref, ref_set = run.guard_reference
     row = compare(feature_set(list(grids), ref), ref_set, set())
     keep = ("overlap_area", "two_sample_accuracy", "frechet_distance")

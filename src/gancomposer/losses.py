@@ -58,10 +58,10 @@ def get_loss(kind: str) -> AdversarialLoss:
         raise UserError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}") from None
 
 
-def teacher_forced_nll(g, z: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood per cell of real pieces ``grid`` ``(B, T, P)`` under G with teacher
-    forcing (``g`` may be wrapped in DistributedDataParallel)."""
-    logits = g(z, teacher=grid).logits
+def teacher_forced_nll(g, z: torch.Tensor, grid: torch.Tensor, cond=None) -> torch.Tensor:
+    """Mean negative log-likelihood per cell of real pieces ``grid`` ``(B, T, P)``, composed under ``cond``
+    (their meters and keys), under G with teacher forcing (``g`` may be wrapped in DistributedDataParallel)."""
+    logits = g(z, cond=cond, teacher=grid).logits
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), grid.reshape(-1).long())
 
 

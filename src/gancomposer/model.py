@@ -11,7 +11,14 @@ so D sees fakes in exactly the form of real data (no "not quite 0/1" giveaway); 
 gradient of the relaxed ``softmax((logits + gumbel) / tau)``.
 
 G is autoregressive as in C-RNN-GAN: each step's input is the piece's latent vector, fresh step noise, the
-position in the bar, and G's own previous output. Feeding the previous step back is what makes
+position in the bar, the key, and G's own previous output.
+
+Both networks are conditioned on the piece's meter and key (a :class:`Condition` per piece). The meter enters
+as the position in the bar, one-hot over a table of every (meter, position) pair, so each meter has its own
+learned embedding of each of its positions (beat 2 of 6/8 is not beat 2 of 3/4, though both bars hold 12
+sixteenths). The key is one of 24; G adds a learned embedding of it to its initial state and to every step's
+input, and D is a projection discriminator (Miyato & Koyama 2018): the key's embedding dotted with D's
+features is added to its logit. Feeding the previous step back is what makes
 teacher-forced maximum-likelihood pre-training possible, and carrying the recurrent state on is what lets
 G compose pieces longer than its training windows.
 
@@ -30,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conditions import Conditions
 from .config import ModelConfig
 from .encoding import Encoding
 
@@ -76,10 +84,40 @@ class DiscriminatorOutput(NamedTuple):
     features: torch.Tensor  # (B, F): the penultimate features (feature matching reads them)
 
 
-def bar_position(start: int, steps: int, steps_per_bar: int, device=None) -> torch.Tensor:
-    """``(steps, steps_per_bar)`` one-hot of each step's position in its bar."""
-    idx = torch.arange(start, start + steps, device=device) % steps_per_bar
-    return F.one_hot(idx, steps_per_bar).float()
+class Condition(NamedTuple):
+    """What each piece of a batch is composed under: ``meter`` ``(B,)`` indexes the model's meters, ``key``
+    ``(B,)`` the 24 keys of :data:`~gancomposer.conditions.KEYS` (None for a model without keys)."""
+
+    meter: torch.Tensor
+    key: torch.Tensor | None = None
+
+    def to(self, device) -> Condition:
+        return Condition(self.meter.to(device), None if self.key is None else self.key.to(device))
+
+    def repeat(self, times: int) -> Condition:
+        """The conditions of a batch made of ``times`` batches under these, one after another."""
+        return Condition(self.meter.repeat(times), None if self.key is None else self.key.repeat(times))
+
+
+class BarPositions(nn.Module):
+    """Each step's position in its bar, one-hot over all (meter, position) pairs of the model's meters."""
+
+    def __init__(self, bar_steps: tuple[int, ...]):
+        super().__init__()
+        self.bar_steps = tuple(int(s) for s in bar_steps)
+        self.width = sum(self.bar_steps)
+        steps = torch.tensor(self.bar_steps)
+        self.register_buffer("steps", steps, persistent=False)
+        self.register_buffer("offsets", torch.cumsum(steps, 0) - steps, persistent=False)
+
+    def forward(self, meter: torch.Tensor | None, batch: int, start: int, steps: int) -> torch.Tensor:
+        """``(batch, steps, width)`` for steps ``start ..`` of pieces in the meters ``meter`` ``(batch,)`` (None:
+        the first meter)."""
+        if meter is None:
+            meter = torch.zeros(batch, dtype=torch.long, device=self.steps.device)
+        t = torch.arange(start, start + steps, device=self.steps.device)
+        idx = self.offsets[meter].unsqueeze(1) + t.unsqueeze(0) % self.steps[meter].unsqueeze(1)
+        return F.one_hot(idx, self.width).float()
 
 
 class BlockNoise:
@@ -133,17 +171,21 @@ class Generator(nn.Module):
     """Noise -> encoded piece. Its only input is random noise (a latent vector per piece and noise per step)."""
 
     def __init__(
-        self, *, cells: int, states: int = 3, steps_per_bar: int = 16, rnn: str = "lstm", latent_dim: int = 64,
-        step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
+        self, *, cells: int, states: int = 3, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
+        latent_dim: int = 64, step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
     ):
         super().__init__()
-        self.cells, self.states, self.steps_per_bar, self.chord_hidden = cells, states, steps_per_bar, chord_hidden
+        self.cells, self.states, self.chord_hidden, self.keys = cells, states, chord_hidden, keys
         self.latent_dim, self.step_noise_dim = latent_dim, step_noise_dim
         self.hidden, self.layers, self.kind = hidden, layers, rnn
         n_state = layers * hidden * (2 if rnn == "lstm" else 1)
+        self.positions = BarPositions(bar_steps)
         self.z_to_state = nn.Linear(latent_dim, n_state)  # the latent sets the initial state...
         self.z_to_input = nn.Linear(latent_dim, hidden)  # ...and colours every step's input
-        self.cond_to_input = nn.Linear(steps_per_bar + step_noise_dim, hidden, bias=False)
+        self.cond_to_input = nn.Linear(self.positions.width + step_noise_dim, hidden, bias=False)
+        if keys:  # the key does both too
+            self.key_to_state = nn.Embedding(keys, n_state)
+            self.key_to_input = nn.Embedding(keys, hidden)
         self.prev_to_input = nn.Linear((states - 1) * cells, hidden, bias=False)
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, cells * states)
@@ -159,9 +201,10 @@ class Generator(nn.Module):
             self.chord_v = nn.Parameter(torch.zeros(cells, chord_hidden, states))
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, enc: Encoding, steps_per_bar: int) -> Generator:
-        """G as ``cfg`` describes it, for pieces in ``enc`` with bars of ``steps_per_bar`` grid steps."""
-        return cls(cells=enc.cells, states=enc.states, steps_per_bar=steps_per_bar, rnn=cfg.rnn,
+    def from_config(cls, cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> Generator:
+        """G as ``cfg`` describes it, for pieces in ``enc`` in the meters (and keys) of ``conditions``."""
+        return cls(cells=enc.cells, states=enc.states, bar_steps=bar_steps(enc, conditions),
+                   keys=conditions.n_keys, rnn=cfg.rnn,
                    latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
                    layers=cfg.g_layers, chord_hidden=cfg.chord_hidden)
 
@@ -183,22 +226,31 @@ class Generator(nn.Module):
             self.local.weight[:, s - 1].copy_(logp[s] - logp[0])
         self.head.bias.zero_()
 
-    def initial_state(self, z: torch.Tensor):
-        """Recurrent state from the latent vector ``z`` of shape ``(B, latent_dim)``."""
-        s = torch.tanh(self.z_to_state(z)).view(z.shape[0], -1, self.layers, self.hidden).permute(1, 2, 0, 3)
+    def initial_state(self, z: torch.Tensor, cond: Condition | None = None):
+        """Recurrent state from the latent vector ``z`` of shape ``(B, latent_dim)`` (and the key)."""
+        s = self.z_to_state(z)
+        if self.keys and cond is not None and cond.key is not None:
+            s = s + self.key_to_state(cond.key)
+        s = torch.tanh(s).view(z.shape[0], -1, self.layers, self.hidden).permute(1, 2, 0, 3)
         return (s[0].contiguous(), s[1].contiguous()) if self.kind == "lstm" else s[0].contiguous()
 
-    def _inputs(self, z: torch.Tensor, start: int, noise: torch.Tensor) -> torch.Tensor:
-        """Per-step inputs ``(B, T, hidden)`` from the latent, bar positions from ``start`` and step noise."""
+    def _inputs(self, z: torch.Tensor, cond: Condition | None, start: int, noise: torch.Tensor) -> torch.Tensor:
+        """Per-step inputs ``(B, T, hidden)`` from the latent, the key, bar positions from ``start`` and step
+        noise."""
         b, steps, _ = noise.shape
-        pos = bar_position(start, steps, self.steps_per_bar, z.device).expand(b, steps, -1)
-        return self.z_to_input(z).unsqueeze(1) + self.cond_to_input(torch.cat([pos, noise], -1))
+        pos = self.positions(None if cond is None else cond.meter, b, start, steps)
+        x = self.z_to_input(z)
+        if self.keys and cond is not None and cond.key is not None:
+            x = x + self.key_to_input(cond.key)
+        return x.unsqueeze(1) + self.cond_to_input(torch.cat([pos, noise], -1))
 
     def forward(
-        self, z: torch.Tensor, steps: int = 0, *, tau: float = 1.0, temperature: float | torch.Tensor = 1.0,
-        generator: Noise = None, carry: tuple | None = None, teacher: torch.Tensor | None = None,
+        self, z: torch.Tensor, steps: int = 0, *, cond: Condition | None = None, tau: float = 1.0,
+        temperature: float | torch.Tensor = 1.0, generator: Noise = None, carry: tuple | None = None,
+        teacher: torch.Tensor | None = None,
     ) -> GeneratorOutput:
-        """Compose ``steps`` grid steps from latent ``z`` ``(B, latent_dim)``.
+        """Compose ``steps`` grid steps from latent ``z`` ``(B, latent_dim)`` under ``cond`` (None: the first
+        meter, no key).
 
         With ``teacher`` (a real ``(B, T, P)`` piece) each step is fed the real previous step instead of G's
         own (teacher forcing, for likelihood training); the output's ``onehot`` is then the teacher's. Both
@@ -209,10 +261,10 @@ class Generator(nn.Module):
         > 1: wilder); ``tau`` only shapes the gradient. ``generator`` may be a :class:`BlockNoise`.
         """
         if teacher is not None:
-            return self._teacher_forced(z, teacher)
+            return self._teacher_forced(z, cond, teacher)
         b = z.shape[0]
         if carry is None:
-            state, prev, start = self.initial_state(z), z.new_zeros(b, self.cells, self.states - 1), 0
+            state, prev, start = self.initial_state(z, cond), z.new_zeros(b, self.cells, self.states - 1), 0
         else:
             state, prev, start = carry
         outs, logits_all = [], []
@@ -220,7 +272,7 @@ class Generator(nn.Module):
         for t in range(steps):
             # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
             noise = _draw(torch.randn, (b, 1, self.step_noise_dim), generator, z.device)
-            x = self._inputs(z, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
+            x = self._inputs(z, cond, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev)
             gumbel = gumbel_noise(base.shape, generator, z.device)
@@ -234,7 +286,7 @@ class Generator(nn.Module):
             logits_all.append(logits)
         return GeneratorOutput(torch.stack(outs, 1), torch.stack(logits_all, 1), (state, prev, start + steps))
 
-    def _teacher_forced(self, z: torch.Tensor, real: torch.Tensor) -> GeneratorOutput:
+    def _teacher_forced(self, z: torch.Tensor, cond: Condition | None, real: torch.Tensor) -> GeneratorOutput:
         """Logits ``(B, T, P, S)`` for each step given the real previous steps, all steps in one recurrent
         call (fast)."""
         b, steps, _ = real.shape
@@ -242,8 +294,8 @@ class Generator(nn.Module):
         onehot = real_onehot[..., 1:]  # (B, T, P, S - 1)
         prev = torch.cat([onehot.new_zeros(b, 1, self.cells, self.states - 1), onehot[:, :-1]], 1)
         noise = torch.randn(b, steps, self.step_noise_dim, device=z.device)
-        x = self._inputs(z, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
-        h, state = self.rnn(x, self.initial_state(z))
+        x = self._inputs(z, cond, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
+        h, state = self.rnn(x, self.initial_state(z, cond))
         logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
         if self.chord_hidden:
             # each cell sees the real states of the cells below it in the same step: an exclusive cumsum
@@ -291,38 +343,52 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Features ``(B, T, (S - 1) P)`` -> one logit per piece; ``D(x) = sigmoid(logit)`` is in (0, 1).
 
-    A per-step projection (with the position in the bar), a bidirectional recurrent layer over time, then
-    mean- and max-pooling over time into one score.
+    A per-step projection (with the position in the bar of the piece's meter), a bidirectional recurrent layer
+    over time, then mean- and max-pooling over time into features, scored by a linear layer plus, with keys, the
+    projection of the key's embedding on them.
     """
 
     def __init__(
-        self, *, features_per_step: int, steps_per_bar: int = 16, rnn: str = "lstm", hidden: int = 128,
-        layers: int = 1, spectral_norm: bool = False,
+        self, *, features_per_step: int, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
+        hidden: int = 128, layers: int = 1, spectral_norm: bool = False,
     ):
         super().__init__()
-        self.steps_per_bar = steps_per_bar
+        self.positions = BarPositions(bar_steps)
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
-        self.inp = norm(nn.Linear(features_per_step + steps_per_bar, hidden))
+        self.inp = norm(nn.Linear(features_per_step + self.positions.width, hidden))
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True, bidirectional=True)
         self.out = norm(nn.Linear(4 * hidden, 1))
+        self.keys = keys
+        if keys:  # starts at zero: an untrained D ignores the key and learns from there what it implies
+            self.key_embed = nn.Embedding(keys, 4 * hidden)
+            nn.init.zeros_(self.key_embed.weight)
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, enc: Encoding, steps_per_bar: int) -> Discriminator:
-        """D as ``cfg`` describes it, for pieces in ``enc`` with bars of ``steps_per_bar`` grid steps."""
-        return cls(features_per_step=enc.features_per_step, steps_per_bar=steps_per_bar, rnn=cfg.rnn,
-                   hidden=cfg.d_hidden, layers=cfg.d_layers, spectral_norm=cfg.spectral_norm)
+    def from_config(cls, cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> Discriminator:
+        """D as ``cfg`` describes it, for pieces in ``enc`` in the meters (and keys) of ``conditions``."""
+        return cls(features_per_step=enc.features_per_step, bar_steps=bar_steps(enc, conditions),
+                   keys=conditions.n_keys, rnn=cfg.rnn, hidden=cfg.d_hidden, layers=cfg.d_layers,
+                   spectral_norm=cfg.spectral_norm)
 
-    def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
+    def forward(self, x: torch.Tensor, cond: Condition | None = None) -> DiscriminatorOutput:
         """Logits ``(B,)`` (apply ``torch.sigmoid`` for the probability that ``x`` is real) and the
-        penultimate features ``(B, 4 * hidden)`` of the same pass."""
+        penultimate features ``(B, 4 * hidden)`` of the same pass, for pieces composed under ``cond``."""
         b, steps, _ = x.shape
-        pos = bar_position(0, steps, self.steps_per_bar, x.device).expand(b, steps, -1)
+        pos = self.positions(None if cond is None else cond.meter, b, 0, steps)
         h = F.leaky_relu(self.inp(torch.cat([x, pos.to(x.dtype)], -1)), 0.2)
         h, _ = self.rnn(h)
         feats = torch.cat([h.mean(1), h.amax(1)], -1)
-        return DiscriminatorOutput(self.out(feats).squeeze(-1), feats)
+        logits = self.out(feats).squeeze(-1)
+        if self.keys and cond is not None and cond.key is not None:
+            logits = logits + (self.key_embed(cond.key).to(feats.dtype) * feats).sum(-1)
+        return DiscriminatorOutput(logits, feats)
 
 
-def build_models(cfg: ModelConfig, enc: Encoding, steps_per_bar: int) -> tuple[Generator, Discriminator]:
+def bar_steps(enc: Encoding, conditions: Conditions) -> tuple[int, ...]:
+    """Grid steps per bar of each of the meters."""
+    return tuple(enc.steps_per_bar(m) for m in conditions.meters)
+
+
+def build_models(cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> tuple[Generator, Discriminator]:
     """G then D (in that order, so a seed gives the same initial weights)."""
-    return Generator.from_config(cfg, enc, steps_per_bar), Discriminator.from_config(cfg, enc, steps_per_bar)
+    return Generator.from_config(cfg, enc, conditions), Discriminator.from_config(cfg, enc, conditions)

@@ -23,6 +23,8 @@ class Piece:
         tempo: quarter notes per minute.
         time_signature: ``(numerator, denominator)``.
         name: a label (usually the file name, plus the tune number for multi-tune files).
+        meter_changes: later time signatures, as ``(time in quarter notes, numerator, denominator)``, in time
+            order (``time_signature`` holds from 0 to the first of them).
     """
 
     pitch: np.ndarray
@@ -32,6 +34,7 @@ class Piece:
     time_signature: tuple[int, int] = (4, 4)
     name: str = ""
     velocity: np.ndarray | None = field(default=None, repr=False)
+    meter_changes: tuple[tuple[float, int, int], ...] = ()
 
     def __post_init__(self) -> None:
         self.pitch = np.asarray(self.pitch, dtype=np.int16).reshape(-1)
@@ -50,6 +53,7 @@ class Piece:
             if self.velocity is not None:
                 self.velocity = self.velocity[order]
         self.time_signature = (int(self.time_signature[0]), int(self.time_signature[1]))
+        self.meter_changes = tuple((float(t), int(n), int(d)) for t, n, d in self.meter_changes)
 
     def __len__(self) -> int:
         return len(self.pitch)
@@ -73,5 +77,23 @@ class Piece:
         """A copy shifted by ``semitones``."""
         return Piece(
             self.pitch + semitones, self.start.copy(), self.duration.copy(),
-            self.tempo, self.time_signature, self.name, self.velocity,
+            self.tempo, self.time_signature, self.name, self.velocity, self.meter_changes,
         )
+
+    def split_at_meter_changes(self) -> list[Piece]:
+        """The piece cut at each change of time signature into pieces of one meter, each starting at 0 (notes
+        that sound across a cut end there); parts without notes are left out."""
+        if not self.meter_changes:
+            return [self]
+        cuts = [(0.0, *self.time_signature), *self.meter_changes]
+        out = []
+        for j, (t0, num, den) in enumerate(cuts):
+            t1 = cuts[j + 1][0] if j + 1 < len(cuts) else np.inf
+            sel = (self.start >= t0 - 1e-9) & (self.start < t1 - 1e-9)
+            if not sel.any():
+                continue
+            end = np.minimum(self.start[sel] + self.duration[sel], t1)
+            out.append(Piece(self.pitch[sel], self.start[sel] - t0, end - self.start[sel], self.tempo, (num, den),
+                             f"{self.name} (part {j + 1}, {num}/{den})",
+                             None if self.velocity is None else self.velocity[sel]))
+        return out

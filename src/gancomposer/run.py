@@ -21,6 +21,7 @@ import torch
 
 from . import checkpoint, distributed, render
 from .batches import Batches
+from .conditions import Conditions
 from .config import FIXED_ON_RESUME, Config, differences, from_stored
 from .corpora import instrument_of
 from .dataset import Dataset, load_dataset
@@ -28,7 +29,7 @@ from .encoding import Encoding
 from .errors import UserError
 from .files import check_writable_folder, remove_stale_temporaries, write_json_atomic
 from .metrics import SCALAR_FEATURES, SCALARS, feature_matrix, frechet_distance
-from .model import Generator, build_models
+from .model import Condition, Generator, build_models
 from .monitor import Monitor
 from .sampling import sample_grids
 
@@ -119,8 +120,13 @@ class Run:
         return self.config.train
 
     @property
+    def conditions(self) -> Conditions:
+        return Conditions.from_dict(self.data_info["conditions"])
+
+    @property
     def window(self) -> int:
-        return int(self.data_info["window_steps"])
+        """Steps of a window in the most common meter (the one scores are taken in)."""
+        return self.conditions.window_steps[0]
 
     @property
     def meter(self) -> tuple[int, int]:
@@ -154,7 +160,7 @@ def data_info(ds: Dataset, data_dir: str | os.PathLike) -> dict:
     (never a path of the machine it was trained on)."""
     corpus = ds.manifest.get("corpus")
     return {"encoding": ds.encoding.to_dict(), "window_steps": int(ds.manifest["window_steps"]),
-            "meter": list(ds.meter), "tempo": ds.tempo, "corpus": corpus, "program": instrument_of(corpus),
+            "meter": list(ds.meter), "conditions": ds.conditions.to_dict(), "tempo": ds.tempo, "corpus": corpus, "program": instrument_of(corpus),
             "dataset": Path(data_dir).resolve().name, "dataset_sha256": ds.content_hash,
             "train_windows": int(len(ds.train))}
 
@@ -188,28 +194,32 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         log(f"note: only {len(ds.train)} training windows; batches repeat windows")
     windows = torch.from_numpy(np.array(ds.train))  # a private, writable copy of the memory map
     seeds = stream_seeds(cfg.seed, world.rank)
+    conditions = ds.conditions
 
     torch.manual_seed(seeds["init"])  # identical initial weights on every process
     spb = ds.encoding.steps_per_bar(ds.meter)
-    G, D = build_models(config.model, ds.encoding, spb)
+    G, D = build_models(config.model, ds.encoding, conditions)
     G.init_from_data(windows)
     G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
-    valid = ds.valid if len(ds.valid) else ds.train[:256]
+    split = "valid" if len(ds.windows_in("valid", 0)) else "train"  # scores are taken in the main meter
     run = Run(
         config, Path(run_dir), ds.encoding, info, world, device, G, D, G_ema,
         torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr), *adversarial_optimizers(cfg, G, D, Progress()),
-        Batches(windows, cfg.batch_size, seeds["batches"], world.rank, world.size),
-        feature_matrix(valid[:REFERENCE_WINDOWS], ds.encoding, spb),
+        Batches(windows, torch.from_numpy(np.array(ds.train_index[:, 3:5])), conditions.window_steps,
+                cfg.batch_size, seeds["batches"], world.rank, world.size, conditions.keyed),
+        feature_matrix(ds.windows_in(split, 0)[:REFERENCE_WINDOWS], ds.encoding, spb),
     )
     run.governor = governor
     if cfg.balance_target:
-        held = torch.from_numpy(np.array(valid))
-        run.held_out = Batches(held, cfg.batch_size, seeds["held_out"], world.rank, min(world.size, len(held)))
+        held, labels = (ds.valid, ds.valid_index) if len(ds.valid) else (ds.train, ds.train_index)
+        run.held_out = Batches(torch.from_numpy(np.array(held)), torch.from_numpy(np.array(labels[:, 3:5])),
+                               conditions.window_steps, cfg.batch_size, seeds["held_out"], world.rank,
+                               min(world.size, len(held)), conditions.keyed)
     if cfg.guard_every:
         from . import guard
 
-        pieces = ds.piece_rolls("train")
+        pieces = ds.piece_rolls("train", meter=ds.meter)
         if len(pieces) >= 2:
             run.guard_reference = guard.reference(run, pieces)
         elif world.main:  # its two-sample test holds pieces out, by piece
@@ -274,7 +284,7 @@ def resume_point(folder: Path, existing: list[Path], config: Config, data_now: d
         raise UserError(f"--resume continues a run with its own settings, and these differ: {listed}; drop them, "
                         "or start a new run in another --out")
     then = info["data"]
-    for key in ("encoding", "window_steps", "meter"):
+    for key in ("encoding", "window_steps", "meter", "conditions"):
         if then.get(key) is not None and then.get(key) != data_now[key]:
             raise UserError(f"this dataset's {key} ({data_now[key]}) differs from the run's ({then[key]}); "
                             "resume on the dataset the run was trained on")
@@ -334,11 +344,20 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | 
     return path
 
 
+def scoring_condition(run: Run, n: int, seed: int) -> Condition:
+    """Conditions of ``n`` pieces to score G with: the corpus's most common meter, keys drawn from the style's
+    keys in that meter."""
+    meters, keys = run.conditions.draw(n, seed, meter=0)
+    return Condition(torch.from_numpy(meters), torch.from_numpy(keys) if run.conditions.keyed else None)
+
+
 def validation_score(run: Run) -> float:
-    """Fréchet distance between the features of G's pieces and of the validation windows (lower is better)."""
+    """Fréchet distance between the features of G's pieces and of the validation windows (lower is better),
+    both in the corpus's most common meter."""
     seeds = stream_seeds(run.cfg.seed)
     z = torch.randn(EVAL_PIECES, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["eval_latents"]))
-    grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["eval_sampling"])
+    grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["eval_sampling"],
+                         cond=scoring_condition(run, EVAL_PIECES, seeds["eval_latents"]))
     feats = feature_matrix(grids, run.encoding, run.steps_per_bar)
     score = frechet_distance(feats, run.ref_features)
     means = feats[:, SCALARS].mean(0)
@@ -348,14 +367,18 @@ def validation_score(run: Run) -> float:
 
 
 def write_samples(run: Run) -> None:
-    """MIDI files and a TensorBoard picture of pieces from fixed noise, comparable from checkpoint to checkpoint."""
-    seeds, n = stream_seeds(run.cfg.seed), run.cfg.samples
+    """MIDI files and a TensorBoard picture of pieces from fixed noise, comparable from checkpoint to checkpoint;
+    their meters and keys are drawn from the style's mix."""
+    seeds, n, conditions = stream_seeds(run.cfg.seed), run.cfg.samples, run.conditions
     z = torch.randn(n, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["samples"]))
-    grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["sample_sampling"])
+    meters, keys = conditions.draw(n, seeds["samples"])
+    cond = Condition(torch.from_numpy(meters), torch.from_numpy(keys) if conditions.keyed else None)
+    grids = sample_grids(run.sampler, z.to(run.device), max(conditions.window_steps), seed=seeds["sample_sampling"],
+                         cond=cond)
     folder = run.folder / "samples" / f"step-{run.progress.total:06d}"
-    render.write_grids(grids, run.encoding, [folder / f"sample-{i}.mid" for i in range(n)],
-                       tempo=run.data_info["tempo"], meter=run.meter, force=True,
-                       skip_silent=True)
+    for i, (grid, m) in enumerate(zip(grids, meters)):
+        render.write_grids(grid[None, : conditions.window_steps[m]], run.encoding, [folder / f"sample-{i}.mid"],
+                           tempo=run.data_info["tempo"], meter=conditions.meters[m], force=True, skip_silent=True)
     run.monitor.image("samples/piano_roll", render.grids_image(grids), run.progress.total)
 
 

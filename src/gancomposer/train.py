@@ -28,7 +28,7 @@ from .config import Config, TrainConfig
 from .errors import UserError
 from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty,
                      sample_rewards, score_function_loss, teacher_forced_nll)
-from .model import grid_features, onehot_to_features
+from .model import Condition, grid_features, onehot_to_features
 from .processes import sigterm_as_interrupt
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
 
@@ -42,9 +42,11 @@ class TrainingInterrupted(UserError):
 
 @dataclass
 class DStep:
-    """One D update: the real batch it saw (grid and, noised, features) and D's logits on real and fake."""
+    """One D update: the real batch it saw (grid, conditions and, noised, features) and D's logits on real and
+    fake (the fakes made under the reals' conditions)."""
 
     real_grid: torch.Tensor
+    cond: Condition
     real: torch.Tensor
     real_logits: torch.Tensor
     fake_logits: torch.Tensor
@@ -100,9 +102,9 @@ def run_phases(run: Run) -> None:
 def pretrain_step(run: Run) -> None:
     """One likelihood update of G on a real batch, with teacher forcing."""
     real = run.batches.next().to(run.device)
-    z = torch.randn(real.shape[0], run.G.latent_dim, device=run.device)
+    z = torch.randn(real.grid.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
-        loss = teacher_forced_nll(run.g_net, z, real)
+        loss = teacher_forced_nll(run.g_net, z, real.grid, real.cond)
     norm = optimizer_step(run, loss, run.opt_pre, run.G, "the pre-training loss")
     update_ema(run.G_ema, run.G, run.cfg.ema_decay)
     run.progress.pretrain_iters += 1
@@ -157,12 +159,12 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     """One update of D on real pieces (label 1) and fresh fakes (label 0), both with instance noise ``sigma``;
     with ``learn=False`` D only scores them (it is sitting out)."""
     cfg, states = run.cfg, run.G.states
-    real_grid = run.batches.next().to(run.device)
+    real_grid, cond = run.batches.next().to(run.device)
     real = grid_features(real_grid, states)
-    b = real.shape[0]
+    b, steps = real.shape[:2]
     z = torch.randn(b, run.G.latent_dim, device=run.device)
     with torch.no_grad(), run.amp:
-        fake = onehot_to_features(run.g_net(z, run.window, tau=cfg.gumbel_tau).onehot).float()
+        fake = onehot_to_features(run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau).onehot).float()
     if sigma > 0:
         real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
     gp, r1 = learn and cfg.loss == "wgan-gp", learn and cfg.r1_gamma > 0
@@ -172,7 +174,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
         parts.append(x_hat)
     grad = torch.enable_grad() if learn else torch.no_grad()
     with grad, torch.backends.cudnn.flags(enabled=not (gp or r1)), run.amp:  # no double backward in cuDNN RNNs
-        logits = run.d_net(torch.cat(parts)).logits.float()
+        logits = run.d_net(torch.cat(parts), cond.repeat(len(parts))).logits.float()
         r, f = logits[:b], logits[b : 2 * b]
         loss = get_loss(cfg.loss).d(r, f, cfg.label_smoothing)
         if gp:
@@ -181,7 +183,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
             loss = loss + 0.5 * cfg.r1_gamma * r1_penalty(r, real)
     norm = optimizer_step(run, loss, run.opt_d, run.D, "D's loss") if learn else 0.0
     run.progress.d_fake = torch.sigmoid(f.detach()).mean().item()
-    return DStep(real_grid, real, r, f, loss, norm)
+    return DStep(real_grid, cond, real, r, f, loss, norm)
 
 
 def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
@@ -190,12 +192,12 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     cfg, p, reinforce = run.cfg, run.progress, run.cfg.estimator == "reinforce"
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
-        out = run.g_net(z, run.window, tau=cfg.gumbel_tau)
+        out = run.g_net(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau)
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
         with run.d_net.no_sync() if run.world.size > 1 else nullcontext():  # D's gradients are discarded
-            scored = run.d_net(fake)
+            scored = run.d_net(fake, d.cond)
             adversarial = get_loss(cfg.loss)
             loss = adversarial.g(scored.logits.float())
             if reinforce:
@@ -205,10 +207,10 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()
             if cfg.feature_matching > 0:
                 with torch.no_grad():
-                    real_features = run.D(d.real.detach()).features
+                    real_features = run.D(d.real.detach(), d.cond).features
                 loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
-            loss = loss + cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid)
+            loss = loss + cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
     norm = optimizer_step(run, loss, run.opt_g, run.G, "G's loss")
     update_ema(run.G_ema, run.G, cfg.ema_decay)
     return loss.item(), norm

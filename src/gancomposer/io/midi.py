@@ -52,19 +52,38 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False, max_track
     tempo = float(score.tempos[0].qpm) if len(score.tempos) else 120.0
     if not (10.0 <= tempo <= 1000.0):
         tempo = 120.0
-    ts = (4, 4)
-    if len(score.time_signatures):
-        ts = (int(score.time_signatures[0].numerator), int(score.time_signatures[0].denominator))
-    return Piece(pitch[keep], start[keep], duration[keep], tempo, ts, Path(path).name, velocity[keep])
+    ts, changes = meters_of([(sig.time / tpq, int(sig.numerator), int(sig.denominator))
+                             for sig in score.time_signatures])
+    return Piece(pitch[keep], start[keep], duration[keep], tempo, ts, Path(path).name, velocity[keep], changes)
+
+
+def meters_of(signatures: list[tuple[float, int, int]]) -> tuple[tuple[int, int], tuple]:
+    """The first meter and the later changes of a list of ``(time, numerator, denominator)`` signatures (4/4
+    without any); of several at one time the last counts, and a repeat of the meter in force is no change."""
+    at: dict[float, tuple[int, int]] = {}
+    for t, num, den in sorted(signatures, key=lambda s: s[0]):
+        at[round(t, 6)] = (num, den)
+    times = sorted(at)
+    if not times:
+        return (4, 4), ()
+    first, changes = at[times[0]], []
+    current = first
+    for t in times[1:]:
+        if at[t] != current:
+            changes.append((t, *at[t]))
+            current = at[t]
+    return first, tuple(changes)
 
 
 def write_midi(
     piece: Piece, path: str | os.PathLike, *, program: int = 0, track_name: str = "gancomposer"
 ) -> None:
-    """Write ``piece`` as a one-track, format 1 MIDI file (atomically), with its tempo and time signature."""
+    """Write ``piece`` as a one-track, format 1 MIDI file (atomically), with its tempo and time signatures."""
     score = symusic.Score(TICKS_PER_QUARTER)
     score.tempos.append(symusic.Tempo(0, float(piece.tempo)))
     score.time_signatures.append(symusic.TimeSignature(0, *piece.time_signature))
+    for t, num, den in piece.meter_changes:
+        score.time_signatures.append(symusic.TimeSignature(int(round(t * TICKS_PER_QUARTER)), num, den))
     track = symusic.Track(track_name, int(program), False)
     starts = np.round(piece.start * TICKS_PER_QUARTER).astype(np.int64)
     ends = np.round((piece.start + piece.duration) * TICKS_PER_QUARTER).astype(np.int64)

@@ -13,6 +13,7 @@ from ..cache import pieces_from_bytes, pieces_to_bytes
 from ..errors import UserError
 from ..piece import Piece
 from ..processes import run_limited
+from .midi import meters_of
 
 
 def check_archive(path: Path, max_unpacked_bytes: int) -> None:
@@ -106,4 +107,8 @@ def score_to_piece(score, name: str) -> Piece:
             qpm = float(q)
     shift = float(measures[0].paddingLeft) if len(measures) and measures[0].paddingLeft else 0.0
     start_arr = np.asarray(start, dtype=np.float64) + shift
-    return Piece(np.asarray(pitch), start_arr, np.asarray(duration), qpm, ts, name)
+    signatures = [(0.0, *ts)] + [(float(m.offset) + shift, int(m.timeSignature.numerator),
+                                  int(m.timeSignature.denominator))
+                                 for m in list(measures)[1:] if m.timeSignature is not None]
+    ts, changes = meters_of(signatures)
+    return Piece(np.asarray(pitch), start_arr, np.asarray(duration), qpm, ts, name, meter_changes=changes)

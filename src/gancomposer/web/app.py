@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..compose import DEFAULT_MODEL, MAX_SEED, ComposedPiece, Composer, check_request, concatenate
+from ..compose import MAX_SEED, PRETRAINED_DIR, ComposedPiece, Composer, check_request, concatenate, shipped_models
 from ..errors import UserError
 from ..files import write_json_atomic
 from ..io.midi import read_midi
@@ -57,6 +57,8 @@ class ComposeRequest(BaseModel):
     bars: int = Field(8, ge=1, le=64)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="omit for a random seed")
     temperature: float | None = Field(None, ge=0.1, le=2.0, description="omit for the model's own")
+    key: str | None = Field(None, max_length=16, description='e.g. "D minor"; omit for the style\'s own mix')
+    meter: str | None = Field(None, max_length=8, description="e.g. 6/8, one of the model's; omit for the style's mix")
     job: str | None = Field(None, pattern=r"^[0-9a-f]{8,32}$",
                             description="an id of the client's choosing: GET /api/progress/{job} follows it")
 
@@ -152,6 +154,7 @@ class AppState:
         temperature = composer.temperature if req.temperature is None else req.temperature
         try:
             check_request(req.bars, temperature)
+            composer.choose(1, 0, req.key, req.meter)  # an unknown key or meter is refused before queueing
         except UserError as e:
             raise HTTPException(400, str(e)) from None
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
@@ -195,7 +198,7 @@ class AppState:
 
     def _compose_batch(self, model: str, batch: list[Job]) -> list[Response]:
         composer = self.composer(model)
-        steps = [job.req.bars * composer.steps_per_bar for job in batch]
+        steps = [job.req.bars * max(composer.steps(1, range(len(composer.meters)))) for job in batch]
         done = [0]
 
         def progress(n: int) -> None:  # after each chunk of grid steps: report, or stop if nobody waits
@@ -205,8 +208,8 @@ class AppState:
             if all(job.gone for job in batch):
                 raise ClientsGone
 
-        groups = composer.compose_many([(job.req.n, job.req.bars, job.seed, job.temperature) for job in batch],
-                                       progress=progress)
+        groups = composer.compose_many([(job.req.n, job.req.bars, job.seed, job.temperature, job.req.key,
+                                         job.req.meter) for job in batch], progress=progress)
         # encoded here, in the worker thread: JSON of many pieces' notes would otherwise hold up the event loop
         return [Response(json.dumps({"seed": job.seed, "pieces": [public(d) for d in self.save(
                     pieces, model, "compose", {"temperature": job.temperature, "session": job.session})]}).encode(),
@@ -314,10 +317,8 @@ def public(desc: dict) -> dict:
 
 
 def find_models(runs: str | None) -> dict[str, Path | None]:
-    """The shipped model plus every run folder (with checkpoints) under ``runs``."""
-    models: dict[str, Path | None] = {}
-    if DEFAULT_MODEL.is_file():
-        models["bach-chorales"] = None
+    """The shipped models plus every run folder (with checkpoints) under ``runs``."""
+    models: dict[str, Path | None] = dict(shipped_models())
     if runs:
         for ck in sorted(Path(runs).glob("**/checkpoints")):
             if any(ck.glob("*.safetensors")):
@@ -454,7 +455,13 @@ def _add_page(app: FastAPI) -> None:
 def _add_api(app: FastAPI, state: AppState) -> None:
     @app.get("/api/models", summary="The models that can compose")
     def list_models() -> list[dict]:
-        return [{"name": n, "source": "shipped" if p is None else str(p)} for n, p in state.models.items()]
+        listed = []
+        for name, path in state.models.items():
+            composer = state.composer(name)
+            shipped = path is None or path.parent == PRETRAINED_DIR
+            listed.append({"name": name, "source": "shipped" if shipped else str(path), "meters": composer.meters,
+                           "keys": composer.keys})
+        return listed
 
     @app.post("/api/compose", summary="Compose pieces; returns their notes and file URLs")
     async def compose(req: ComposeRequest, request: Request) -> Response:

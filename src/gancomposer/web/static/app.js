@@ -89,7 +89,8 @@ function show(piece, autoplay = true) {
   current = piece;
   $("player").hidden = false;
   const t = piece.temperature !== undefined ? ` · temperature ${piece.temperature}` : "";
-  $("title").textContent = `${piece.label || piece.name} · ${piece.bars} bars · ${piece.seconds} s${t}`;
+  const k = [piece.key, piece.meter].filter(Boolean).map((x) => ` · ${x}`).join("");
+  $("title").textContent = `${piece.label || piece.name}${k} · ${piece.bars} bars · ${piece.seconds} s${t}`;
   drawRoll(piece);
   $("dl-mid").href = piece.files.mid; $("dl-wav").href = piece.files.wav; $("dl-png").href = piece.files.png;
   $("playhead").style.left = "0px";
@@ -99,7 +100,8 @@ function show(piece, autoplay = true) {
 function describe(piece) {
   const when = new Date(piece.created * 1000).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
   const t = piece.temperature !== undefined ? `, temperature ${piece.temperature}` : "";
-  return `${piece.kind === "interpolate" ? "morph" : "seed " + piece.seed}${t}, ${piece.bars} bars, ${when}`;
+  const k = [piece.key, piece.meter].filter(Boolean).map((x) => `, ${x}`).join("");
+  return `${piece.kind === "interpolate" ? "morph" : "seed " + piece.seed}${k}${t}, ${piece.bars} bars, ${when}`;
 }
 
 function addHistory(piece) {
@@ -166,7 +168,7 @@ function optional(id) {
 function compose() {
   return run($("compose"), "Composing", (job, signal) => api("/api/compose", {
     model: $("model").value, bars: number("bars", "Bars"), temperature: optional("temperature"),
-    seed: optional("seed"), job,
+    seed: optional("seed"), key: $("key").value || null, meter: $("meter").value || null, job,
   }, signal));
 }
 
@@ -192,6 +194,16 @@ $("roll").onclick = (e) => {  // clicking the roll plays from there
   try {
     const models = await api("/api/models");
     for (const m of models) $("model").add(new Option(m.name, m.name));
+    const choices = () => {  // the keys and meters of the chosen model
+      const m = models.find((x) => x.name === $("model").value) || {keys: [], meters: []};
+      for (const [id, values] of [["key", m.keys], ["meter", m.meters]]) {
+        $(id).length = 1;
+        for (const v of values) $(id).add(new Option(v, v));
+        $(id).disabled = !values.length;
+      }
+    };
+    $("model").onchange = choices;
+    choices();
     if (!models.length) setStatus("No model found: train one, or reinstall the package.", true);
     (await api("/api/pieces")).forEach(addHistory);  // what the folder still holds, from earlier runs too
   } catch (err) { setStatus(`Could not reach the server: ${err.message}`, true); }
