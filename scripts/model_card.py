@@ -63,7 +63,7 @@ def main() -> None:
         tmp = Path(tmp)
         train = ds.piece_rolls("train")
         for name, make in (("markov", markov_rolls), ("random", random_rolls)):
-            write_grids(make(train, args.pieces, steps, seed=args.seed), ds.encoding,
+            write_grids(make(train, args.pieces, steps, seed=args.seed), ds.encoding.roll,
                         numbered_paths(tmp / name, name, args.pieces, "mid"), tempo=ds.tempo, meter=ds.meter)
         baselines = evaluate({"markov": str(tmp / "markov"), "random": str(tmp / "random")}, reference=args.data,
                              log=lambda s: None)["rows"]

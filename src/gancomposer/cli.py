@@ -58,6 +58,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         valid_fraction=args.valid_fraction,
         transpose=args.transpose,
         normalize_key=args.normalize_key,
+        encoding=args.encoding,
         seed=args.seed,
         limits=Limits(
             max_bytes=int(args.max_file_mb * 2**20), max_notes=args.max_notes,
@@ -69,8 +70,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     c, e = m["counts"], m["encoding"]
     print(
         f"prepared {args.out}: {c['pieces']} pieces ({c['train_pieces']} train, {c['valid_pieces']} valid); "
-        f"{c['train_windows']} train and {c['valid_windows']} valid windows of {m['window_steps']} steps x "
-        f"{e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
+        f"{c['train_windows']} train and {c['valid_windows']} valid windows of whole bars in "
+        f"{', '.join(f'{a}/{b}' for a, b in m['conditions']['meters'])}; "
+        + (f"{e['voices']} voice{'s' * (e['voices'] > 1)}" if e["kind"] == "voices" else "a piano roll")
+        + f" over {e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
         f"skipped {c['skipped_files']} of {c['files']} files"
         + (f"; {c['notes_out_of_range']} notes outside the pitch range left out (in "
            f"{c['pieces_with_notes_out_of_range']} pieces)" if c.get("notes_out_of_range") else "")
@@ -120,7 +123,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         rolls = markov_rolls(train, args.n, steps, order=args.order, seed=args.seed)
     else:
         rolls = random_rolls(train, args.n, steps, seed=args.seed)
-    paths = write_grids(rolls, ds.encoding, numbered_paths(args.out, args.kind, len(rolls), "mid"), tempo=ds.tempo,
+    paths = write_grids(rolls, ds.encoding.roll, numbered_paths(args.out, args.kind, len(rolls), "mid"), tempo=ds.tempo,
                         meter=ds.meter, force=args.force)
     print(f"wrote {len(paths)} {args.kind} pieces of {args.bars} bars to {args.out}")
     return 0
@@ -341,6 +344,9 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--transpose", type=_range, default=(0, 0), metavar="LOW..HIGH",
                    help="augment training pieces by these transpositions, e.g. -5..6")
     p.add_argument("--normalize-key", action="store_true", help="move every piece to C major / A minor")
+    p.add_argument("--encoding", choices=("auto", "roll", "voices"), default="auto",
+                   help="roll: a piano roll (any polyphony); voices: monophonic lines; auto (default): one voice "
+                        "for a corpus of single melodic lines, else the roll")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
     p.add_argument("--include-drums", action="store_true", help="keep MIDI drum tracks")
     p.add_argument("--max-file-mb", type=float, default=4.0, help="skip files larger than this")

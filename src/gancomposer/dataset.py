@@ -35,7 +35,7 @@ from tqdm import tqdm
 from . import cache
 from .conditions import KEYS, N_KEYS, Conditions, key_of, transpose_key, window_bars
 from .corpora import DEFAULT_CORPUS, get_corpus
-from .encoding import DEFAULT_METER, Encoding, PianoRoll, fit_pitch_range, in_range
+from .encoding import DEFAULT_METER, Encoding, PianoRoll, Voices, fit_pitch_range, in_range
 from .files import atomic_path, check_writable_folder, staged_folder, write_json_atomic
 from .io import MIDI_SUFFIXES, Limits, check_file, find_music_files, read_file
 from .processes import die_with_parent, release_stops, stops_held
@@ -58,6 +58,7 @@ class PrepareOptions:
     valid_fraction: float = 0.1
     transpose: tuple[int, int] = (0, 0)  # augmentation of training pieces, semitones, inclusive
     normalize_key: bool = False  # move every piece to C major / A minor first
+    encoding: str = "auto"  # roll, voices, or auto: voices for a corpus of single lines, else the piano roll
     seed: int = 0
     limits: Limits = field(default_factory=Limits)
 
@@ -156,7 +157,7 @@ def windows_of(roll: np.ndarray, window: int, hop: int, min_fill: float) -> list
     return starts
 
 
-def transpositions(piece: Piece, enc: PianoRoll, lo: int, hi: int) -> list[int]:
+def transpositions(piece: Piece, enc: Encoding, lo: int, hi: int) -> list[int]:
     """The shifts in ``lo..hi`` that keep every in-range note of ``piece`` inside the pitch range (0 always)."""
     kept = piece.pitch[in_range(piece, enc)]
     if not len(kept):
@@ -218,6 +219,8 @@ def prepare(
             enc = PianoRoll(options.steps_per_quarter, *fit_pitch_range([p for _, _, p in pieces]))
             pieces, outside = _mostly_in_range(pieces, enc)
             skipped += outside
+        if pieces:
+            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces])
         for item in skipped:
             log(f"skipped {item['path']}: {item['reason']}")
         if not pieces:
@@ -283,12 +286,40 @@ def _usable_pieces(sources: list[Source], options: PrepareOptions) -> tuple[list
     return pieces, dropped, fragments
 
 
+#: Share of sounding grid steps a number of voices must hold for ``auto`` and ``voices`` to choose it.
+VOICE_COVERAGE = 0.99
+MAX_VOICES = 8
+
+
+def polyphony(pieces: list[Piece], roll: PianoRoll) -> np.ndarray:
+    """How many notes sound at once, at each sounding step of ``pieces`` (on the grid of ``roll``)."""
+    counts = [(roll.encode(p) > 0).sum(1) for p in pieces]
+    counts = np.concatenate(counts) if counts else np.zeros(0, int)
+    return counts[counts > 0]
+
+
+def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece]) -> Encoding:
+    """The encoding ``prepare --encoding`` asks for. ``voices`` gets as many voices as hold 99 % of the sounding
+    steps (at most 8); ``auto`` picks one voice for a corpus of single melodic lines (one note at a time in 99 %
+    of its steps: folk tunes, melodies), where a line cannot split into chords by construction, and the piano
+    roll otherwise (it keeps any polyphony)."""
+    if kind not in ("auto", "roll", "voices"):
+        raise UserError(f"unknown encoding {kind!r}; choose auto, roll or voices")
+    if kind == "roll":
+        return roll
+    sounding = polyphony(pieces, roll)
+    needed = int(np.quantile(sounding, VOICE_COVERAGE, method="higher")) if len(sounding) else 1
+    if kind == "auto" and needed > 1:
+        return roll
+    return Voices(roll.steps_per_quarter, roll.low, roll.high, min(needed, MAX_VOICES))
+
+
 def window_quarters(options: PrepareOptions) -> float:
     """Quarter notes a training window lasts, about, in every meter (exactly in 4/4)."""
     return options.window_bars * 4.0
 
 
-def _mostly_in_range(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll
+def _mostly_in_range(pieces: list[tuple[Source, int, Piece]], enc: Encoding
                      ) -> tuple[list[tuple[Source, int, Piece]], list[dict]]:
     """Leave out (with a reason) the pieces with half or more of their notes outside the pitch range: such a
     piece is not in the style (a stray file), and what would be left of it is not music."""
@@ -322,7 +353,7 @@ def conditions_of(pieces: list[Piece], enc: Encoding, options: PrepareOptions) -
     return Conditions(meters, steps, counts)
 
 
-def _build(pieces: list[tuple[Source, int, Piece]], enc: PianoRoll, options: PrepareOptions, folder: Path) -> dict:
+def _build(pieces: list[tuple[Source, int, Piece]], enc: Encoding, options: PrepareOptions, folder: Path) -> dict:
     """Encode, window and split ``pieces``; write the arrays into ``folder``; return the manifest's body."""
     conditions = conditions_of([p for _, _, p in pieces], enc, options)
     window = max(conditions.window_steps)  # shorter windows are stored padded
@@ -368,7 +399,7 @@ class _Encoded:
     pieces_out_of_range: int = 0
 
 
-def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: PianoRoll,
+def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: Encoding,
                        conditions: Conditions, options: PrepareOptions) -> _Encoded:
     """Encode each piece, cut its windows on its own bar lines, and add transposed copies of training pieces."""
     data, offset, longest = _Encoded(), 0, max(conditions.window_steps)
@@ -385,7 +416,7 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str
         starts = windows_of(roll, window, hop, options.min_fill)
         for t in shifts:
             shifted = roll if t == 0 else enc.encode(piece.transpose(t))
-            padded = np.concatenate([shifted, np.zeros((longest, enc.n_pitches), np.uint8)])
+            padded = np.concatenate([shifted, np.zeros((longest, enc.cells), np.uint8)])
             for s in starts:
                 cut = padded[s : s + longest].copy()
                 cut[window:] = 0
@@ -404,14 +435,14 @@ ARRAYS = ("train", "valid", "train_index", "valid_index", "rolls")
 INDEX_COLUMNS = 5  # piece, first step, transposition, meter, key
 
 
-def _write_arrays(out: Path, data: _Encoded, window: int, enc: PianoRoll) -> dict:
+def _write_arrays(out: Path, data: _Encoded, window: int, enc: Encoding) -> dict:
     """Write the arrays; return, per array, its shape, dtype and SHA-256 for the manifest (checked on load)."""
     arrays = {}
     for split in ("train", "valid"):
         w = data.windows[split]
-        arrays[split] = np.stack(w) if w else np.zeros((0, window, enc.n_pitches), np.uint8)
+        arrays[split] = np.stack(w) if w else np.zeros((0, window, enc.cells), np.uint8)
         arrays[f"{split}_index"] = np.asarray(data.index[split], dtype=np.int32).reshape(-1, INDEX_COLUMNS)
-    arrays["rolls"] = np.concatenate(data.rolls) if data.rolls else np.zeros((0, enc.n_pitches), np.uint8)
+    arrays["rolls"] = np.concatenate(data.rolls) if data.rolls else np.zeros((0, enc.cells), np.uint8)
     record = {}
     for name in ARRAYS:
         arr = np.ascontiguousarray(arrays[name])
@@ -470,10 +501,10 @@ class Dataset:
         return np.asarray(windows[np.flatnonzero(index[:, 3] == meter)][:, :steps])
 
     def piece_rolls(self, split: str | None = None, meter: tuple[int, int] | None = None) -> list[np.ndarray]:
-        """Whole, untransposed rolls of the pieces in ``split`` ('train', 'valid' or None for all), of one
-        ``meter`` or of all."""
+        """Whole, untransposed pieces in ``split`` ('train', 'valid' or None for all), of one ``meter`` or of
+        all, as piano rolls of ``encoding.roll`` (what metrics and baselines read, whatever the encoding)."""
         return [
-            self.rolls[p["offset"] : p["offset"] + p["steps"]]
+            self.encoding.to_roll(self.rolls[p["offset"] : p["offset"] + p["steps"]])
             for p in self.manifest["pieces"]
             if (split is None or p["split"] == split) and (meter is None or tuple(p["time_signature"]) == meter)
         ]

@@ -80,6 +80,15 @@ class Encoding(ABC):
                name: str = "") -> Piece:
         """The notes of a ``(steps, cells)`` grid."""
 
+    @property
+    def roll(self) -> PianoRoll:
+        """The piano roll over the same pitches and grid: what metrics, baselines and pictures read."""
+        return PianoRoll(self.steps_per_quarter, self.low, self.high)
+
+    def to_roll(self, grid: np.ndarray) -> np.ndarray:
+        """``grid`` as a roll of :attr:`roll`."""
+        return self.roll.encode(self.decode(grid), n_steps=len(grid))
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
 
@@ -129,6 +138,13 @@ class PianoRoll(Encoding):
     def from_fields(cls, d: dict) -> PianoRoll:
         return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high")})
 
+    @property
+    def roll(self) -> PianoRoll:
+        return self
+
+    def to_roll(self, grid: np.ndarray) -> np.ndarray:
+        return np.asarray(grid)
+
     def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
         return encode_roll(piece, self, n_steps)
 
@@ -137,7 +153,85 @@ class PianoRoll(Encoding):
         return decode_roll(grid, self, tempo=tempo, meter=meter, name=name)
 
 
-ENCODINGS: dict[str, type[Encoding]] = {PianoRoll.kind: PianoRoll}
+REST, TIE = 0, 1  # the two states of a voice cell that are not a new note
+
+
+@dataclass(frozen=True)
+class Voices(Encoding):
+    """``voices`` monophonic lines, top first, on one grid: each cell is REST, TIE (the voice's note goes on) or
+    the onset of one pitch in ``low..high``, so a melody is a melody by construction and a voice never has two
+    notes at once. Notes go to voices by pitch order at each onset, held notes keeping their voice; a note that
+    finds no free voice takes over the one whose note started first (ending it). For music of at most
+    ``voices`` notes at a time on the grid, ``decode(encode(piece))`` equals ``snap_to_grid(piece)``.
+
+    Attributes:
+        steps_per_quarter: grid resolution; 4 means a 16th-note grid.
+        low, high: the pitch range (inclusive).
+        voices: the number of lines (1 for a melody).
+    """
+
+    kind: ClassVar[str] = "voices"
+    steps_per_quarter: int = 4
+    low: int = 36
+    high: int = 84
+    voices: int = 1
+
+    def __post_init__(self) -> None:
+        PianoRoll.__post_init__(self)  # the same checks of grid and range
+        if not 1 <= self.voices <= 16:
+            raise ValueError(f"voices must lie in 1..16, got {self.voices}")
+
+    @property
+    def cells(self) -> int:
+        return self.voices
+
+    @property
+    def states(self) -> int:
+        return 2 + self.high - self.low + 1
+
+    @classmethod
+    def from_fields(cls, d: dict) -> Voices:
+        return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high", "voices")})
+
+    def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
+        keep = in_range(piece, self)
+        on, off = grid_times(piece, self.steps_per_quarter)
+        on, off, pitch = on[keep], off[keep], piece.pitch[keep].astype(np.int64)
+        steps = int(off.max()) if len(off) else 0
+        grid = np.zeros((max(steps, n_steps or 0), self.voices), np.uint8)
+        ends, starts = [0] * self.voices, [-1] * self.voices  # the note each voice holds
+        for i in np.lexsort((-pitch, on)):  # by onset, then from the top down
+            a, b = int(on[i]), int(off[i])
+            free = [v for v in range(self.voices) if ends[v] <= a and starts[v] != a]
+            if free:
+                v = free[0]
+            else:  # every voice busy: the note started first gives way, unless all started here too
+                v = min(range(self.voices), key=lambda u: starts[u])
+                if starts[v] == a:
+                    continue
+            grid[a, v] = 2 + pitch[i] - self.low
+            grid[a + 1 : b, v] = TIE
+            grid[b : ends[v], v] = REST  # a note cut short by this one ends where this one ends
+            ends[v], starts[v] = b, a
+        return grid[:n_steps] if n_steps is not None else grid[:steps]
+
+    def decode(self, grid: np.ndarray, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
+               name: str = "") -> Piece:
+        grid = np.asarray(grid)
+        if grid.ndim != 2 or grid.shape[1] != self.voices:
+            raise ValueError(f"expected a grid of shape (steps, {self.voices}), got {grid.shape}")
+        # a note starts at each onset cell and lasts through the TIE cells after it (a TIE after a rest is silence)
+        v, s = np.nonzero(grid.T >= 2)
+        cols = np.concatenate([grid.T, np.full((self.voices, 1), REST, grid.dtype)], axis=1).reshape(-1)
+        idx = np.arange(len(cols))
+        next_not_tie = np.minimum.accumulate(np.where(cols != TIE, idx, len(cols))[::-1])[::-1]
+        flat = v * (grid.shape[0] + 1) + s
+        length = next_not_tie[flat + 1] - flat
+        spq = self.steps_per_quarter
+        return Piece(grid[s, v].astype(np.int64) - 2 + self.low, s / spq, length / spq, tempo, meter, name)
+
+
+ENCODINGS: dict[str, type[Encoding]] = {PianoRoll.kind: PianoRoll, Voices.kind: Voices}
 
 
 def pitch_span(pieces: list[Piece]) -> tuple[int, int]:
@@ -227,7 +321,7 @@ def snap_to_grid(piece: Piece, steps_per_quarter: int = 4) -> Piece:
     )
 
 
-def in_range(piece: Piece, enc: PianoRoll) -> np.ndarray:
+def in_range(piece: Piece, enc: Encoding) -> np.ndarray:
     """Boolean mask of the notes whose pitch lies in the encoding's range."""
     return (piece.pitch >= enc.low) & (piece.pitch <= enc.high)
 

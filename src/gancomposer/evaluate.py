@@ -135,7 +135,7 @@ def load_reference(reference: str | None = None, corpus: str | None = None, log=
         folder = Path(reference) if reference else _corpus_dataset(corpus or "bach-chorales")
         ds = load_dataset(folder)
         name = reference or corpus or "bach-chorales"
-        return Reference(str(name), ds.encoding, ds.piece_rolls("train"), ds.piece_rolls("valid"), ds.meter)
+        return Reference(str(name), ds.encoding.roll, ds.piece_rolls("train"), ds.piece_rolls("valid"), ds.meter)
     rolls, enc = read_rolls([reference], log=log)
     split = split_pieces([f"{i}" for i in range(len(rolls))], 0.5, seed=0)
     return Reference(reference, enc, [r for r, s in zip(rolls, split) if s == "train"],

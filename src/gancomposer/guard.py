@@ -39,7 +39,7 @@ def reference(run: Run, pieces: list) -> tuple[Reference, FeatureSet]:
     window = GUARD_BARS * run.steps_per_bar  # in the corpus's most common meter, the pieces' own
     windows = sum(max(1, len(p) // window) for p in pieces)
     step = max(1, min(math.ceil(windows / REFERENCE_WINDOWS), len(pieces) // 2))  # two pieces at least
-    ref = Reference("training pieces", run.encoding, list(pieces[::step]), [], run.meter)
+    ref = Reference("training pieces", run.encoding.roll, list(pieces[::step]), [], run.meter)
     return ref, feature_set(ref.train, ref)
 
 
@@ -60,7 +60,7 @@ def score(run: Run, sampler=None, temperature: float = 1.0) -> dict:
                          seed=seeds["guard_sampling"], temperature=temperature,
                          cond=scoring_condition(run, GUARD_PIECES, seeds["guard_latents"]))
     ref, ref_set = run.guard_reference
-    row = compare(feature_set(list(grids), ref), ref_set, set())
+    row = compare(feature_set([run.encoding.to_roll(g) for g in grids], ref), ref_set, set())
     keep = ("overlap_area", "two_sample_accuracy", "frechet_distance")
     return {"quality": row["overlap_area"] - row["two_sample_accuracy"], **{k: row[k] for k in keep}}
 

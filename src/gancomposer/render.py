@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoding import DEFAULT_METER, Encoding, PianoRoll
+from .encoding import DEFAULT_METER, Encoding
 from .errors import UserError
 from .piece import Piece
 
@@ -49,11 +49,11 @@ def save(piece: Piece, path: str | os.PathLike, *, grid: np.ndarray | None = Non
 
         render_wav(piece, path, program=program)
     elif kind == "png":
-        if grid is None or not isinstance(enc, PianoRoll):
-            raise UserError(f"{path}: a piano-roll picture needs the piece's piano roll")
+        if grid is None or enc is None:
+            raise UserError(f"{path}: a piano-roll picture needs the piece's grid and encoding")
         from .plots import save_roll_png
 
-        save_roll_png(grid, enc, path, steps_per_bar=enc.steps_per_bar(meter), title=piece.name)
+        save_roll_png(enc.to_roll(grid), enc.roll, path, steps_per_bar=enc.steps_per_bar(meter), title=piece.name)
     else:
         raise UserError(f"{path}: unknown output format; choose one of {', '.join(FORMATS)}")
     return path

@@ -202,7 +202,7 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     G.init_from_data(windows)
     G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
-    split = "valid" if len(ds.windows_in("valid", 0)) else "train"  # scores are taken in the main meter
+    split = "valid" if len(ds.windows_in("valid", 0)) >= 2 else "train"  # scores are taken in the main meter
     run = Run(
         config, Path(run_dir), ds.encoding, info, world, device, G, D, G_ema,
         torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr), *adversarial_optimizers(cfg, G, D, Progress()),
@@ -379,7 +379,8 @@ def write_samples(run: Run) -> None:
     for i, (grid, m) in enumerate(zip(grids, meters)):
         render.write_grids(grid[None, : conditions.window_steps[m]], run.encoding, [folder / f"sample-{i}.mid"],
                            tempo=run.data_info["tempo"], meter=conditions.meters[m], force=True, skip_silent=True)
-    run.monitor.image("samples/piano_roll", render.grids_image(grids), run.progress.total)
+    run.monitor.image("samples/piano_roll", render.grids_image(np.stack([run.encoding.to_roll(g) for g in grids])),
+                      run.progress.total)
 
 
 def summary(run: Run) -> dict:

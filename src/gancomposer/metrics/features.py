@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoding import OFF, ONSET, PianoRoll, note_runs
+from ..encoding import OFF, ONSET, Encoding, PianoRoll, note_runs
 from ..theory import MAJOR_SCALE, MINOR_SCALE
 
 
@@ -234,7 +234,7 @@ def feature_vector(roll: np.ndarray, enc: PianoRoll, steps_per_bar: int) -> np.n
     return np.concatenate([scalars, pitch_class_histogram(roll, enc), note_length_histogram(roll, enc)])
 
 
-def feature_matrix(rolls, enc: PianoRoll, steps_per_bar: int) -> np.ndarray:
-    """``(n_windows, N_FEATURES)`` for many windows."""
-    rows = [feature_vector(np.asarray(r), enc, steps_per_bar) for r in rolls]
+def feature_matrix(grids, enc: Encoding, steps_per_bar: int) -> np.ndarray:
+    """``(n_windows, N_FEATURES)`` for many windows, grids of ``enc`` (read as piano rolls)."""
+    rows = [feature_vector(enc.to_roll(np.asarray(g)), enc.roll, steps_per_bar) for g in grids]
     return np.stack(rows) if rows else np.zeros((0, N_FEATURES))

@@ -1,0 +1,69 @@
+"""The voices encoding: monophonic lines on the grid, exact round trips, the pitch-order split, the automatic
+choice of encoding, and a melody model that can only write single lines."""
+
+from gancomposer.compose import Composer
+from gancomposer.config import resolve
+from gancomposer.dataset import PrepareOptions, choose_encoding, load_dataset, prepare
+from gancomposer.encoding import PianoRoll, Voices, snap_to_grid
+from gancomposer.train import train
+from helpers import piece, scale_piece, write_piece
+from test_conditions import MAJOR, MINOR, tune
+
+
+def test_round_trip_of_part_wise_music_with_unisons_rests_and_repeated_notes():
+    enc = Voices(4, 40, 80, 2)
+    # two parts: a unison on beat 1, a rest in the lower part, a repeated note in the upper one
+    p = piece([(60, 0, 1), (60, 0, 2), (62, 1, 0.5), (62, 1.5, 0.5), (55, 3, 1), (64, 2, 2)])
+    grid = enc.encode(p)
+    assert grid.shape == (16, 2) and sorted(enc.decode(grid).notes()) == sorted(p.notes())  # both unison notes
+    assert len(snap_to_grid(p)) == len(p) - 1  # a piano roll cannot hold the unison
+    melody = tune(2, MINOR, (6, 8), 4)
+    line = piece([n for n in melody.notes() if n[0] >= 60])
+    one = Voices(4, 40, 90, 1)
+    assert one.decode(one.encode(line)).notes() == line.notes()
+
+
+def test_pitch_order_split_of_a_piano_piece_with_a_known_answer():
+    enc = Voices(4, 36, 84, 3)
+    # a held bass, chords above it, then a note that finds every voice busy
+    p = piece([(48, 0, 4), (64, 0, 1), (67, 0, 1), (65, 1, 1), (69, 1, 1), (72, 2, 1), (60, 2, 1), (76, 2.5, 0.5)])
+    grid = enc.encode(p)
+    lines = [[(int(c) - 2 + 36, s) for s, c in enumerate(grid[:, v]) if c >= 2] for v in range(3)]
+    # top voice first among free voices at each onset; the held bass keeps voice 0 (it was placed first, alone
+    # under nothing: onsets at one step go from the top down, so 67 -> voice 0, 64 -> 1, 48 -> 2)
+    assert lines == [[(67, 0), (69, 4), (72, 8)], [(64, 0), (65, 4), (60, 8)], [(48, 0), (76, 10)]]
+    decoded = enc.decode(grid).notes()
+    assert (48, 0.0, 2.5) in decoded  # the bass gave way to the newest note when every voice was busy
+
+
+def test_auto_picks_one_voice_for_melodies_and_the_roll_for_chords():
+    roll = PianoRoll(4, 40, 90)
+    melodies = [piece([n for n in tune(t, MAJOR, (4, 4), 4).notes() if n[0] >= 60]) for t in range(3)]
+    assert choose_encoding("auto", roll, melodies) == Voices(4, 40, 90, 1)
+    assert choose_encoding("auto", roll, [scale_piece()]) == roll
+    assert choose_encoding("voices", roll, [scale_piece()]) == Voices(4, 40, 90, 2)
+    assert choose_encoding("roll", roll, melodies) == roll
+
+
+def test_a_melody_model_composes_single_lines_in_the_corpus_meters(tmp_path):
+    folder = tmp_path / "tunes"
+    folder.mkdir()
+    for i, meter in enumerate([(6, 8), (6, 8), (2, 4), (2, 4), (6, 8), (2, 4)]):
+        melody = tune(i, MAJOR if i % 2 else MINOR, meter, 8)
+        write_piece(folder / f"tune{i}.mid", piece([n for n in melody.notes() if n[0] >= 60], time_signature=meter))
+    prepare([str(folder)], tmp_path / "ds", options=PrepareOptions(transpose=(-2, 2)), progress=False,
+            log=lambda line: None)
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.manifest["encoding"]["kind"] == "voices" and ds.encoding.cells == 1
+    train(tmp_path / "ds", tmp_path / "run", resolve("tiny", None, ["guard_every=0"]), progress=False,
+          log=lambda line: None)
+    c = Composer.load(tmp_path / "run")
+    assert sorted(c.meters) == ["2/4", "6/8"]
+    pieces = c.compose(n=12, bars=4, seed=0)
+    assert {p.meta["meter"] for p in pieces} == {"2/4", "6/8"}  # drawn from the style's mix
+    for p in pieces:
+        ends = p.piece.start + p.piece.duration
+        assert (p.piece.start[1:] >= ends[:-1] - 1e-9).all()  # one note at a time
+        assert len(p.grid) == 4 * ds.encoding.steps_per_bar(p.meter)
+    sixes = c.compose(n=4, bars=2, seed=1, meter="6/8")
+    assert all(p.meter == (6, 8) and len(p.grid) == 24 for p in sixes)
