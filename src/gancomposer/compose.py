@@ -253,9 +253,9 @@ class Composer:
         grids = sample_blocks(self.generator, [(z.to(device), s, t, c) for z, s, t, c in blocks],
                               int(max(steps.max() for _, _, steps in chosen)),
                               chunk_steps=CHUNK_BARS * self.steps_per_bar, progress=progress)
-        return [self._pieces([g[:s] for g, s in zip(block, steps)], req[2], [f"seed{req[2]}-{i}" for i in range(req[0])],
-                             [{"index": i} for i in range(req[0])], meters, keys)
-                for block, (meters, keys, steps), req in zip(grids, chosen, requests)]
+        return [self._pieces([g[:s] for g, s in zip(block, steps)], seed, [f"seed{seed}-{i}" for i in range(n)],
+                             [{"index": i} for i in range(n)], meters, keys)
+                for block, (meters, keys, steps), (n, _, seed, *_) in zip(grids, chosen, requests)]
 
     def interpolate(self, seed_a: int, seed_b: int, pieces: int = 5, bars: int = 4,
                     temperature: float | None = None) -> list[ComposedPiece]:

@@ -546,7 +546,8 @@ def _check_arrays(manifest: dict, enc: Encoding, arrays: dict[str, np.ndarray], 
     steps = sum(int(p["steps"]) for p in manifest["pieces"])
     expected = {
         "train": (counts["train_windows"], window, enc.cells), "valid": (counts["valid_windows"], window, enc.cells),
-        "train_index": (counts["train_windows"], INDEX_COLUMNS), "valid_index": (counts["valid_windows"], INDEX_COLUMNS),
+        "train_index": (counts["train_windows"], INDEX_COLUMNS),
+        "valid_index": (counts["valid_windows"], INDEX_COLUMNS),
         "rolls": (steps, enc.cells),
     }
     recorded = manifest.get("arrays")  # absent in datasets written by 0.1.0
@@ -556,7 +557,8 @@ def _check_arrays(manifest: dict, enc: Encoding, arrays: dict[str, np.ndarray], 
             raise ValueError(f"{name}.npy holds {arr.shape}, the manifest says {shape}")
         if recorded and str(arr.dtype) != recorded[name]["dtype"]:
             raise ValueError(f"{name}.npy holds {arr.dtype}, the manifest says {recorded[name]['dtype']}")
-        if verify and recorded and hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest() != recorded[name]["sha256"]:
+        digest = hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest() if verify and recorded else None
+        if digest and digest != recorded[name]["sha256"]:
             raise ValueError(f"{name}.npy does not match the checksum in the manifest")
         if verify and not recorded and name in ("train", "valid", "rolls") and arr.size and arr.max() >= enc.states:
             raise ValueError(f"{name}.npy holds values outside the encoding's {enc.states} states")

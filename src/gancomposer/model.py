@@ -272,7 +272,8 @@ class Generator(nn.Module):
         for t in range(steps):
             # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
             noise = _draw(torch.randn, (b, 1, self.step_noise_dim), generator, z.device)
-            x = self._inputs(z, cond, start + t, noise)[:, 0] + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
+            x = self._inputs(z, cond, start + t, noise)[:, 0]
+            x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev)
             gumbel = gumbel_noise(base.shape, generator, z.device)
