@@ -152,3 +152,40 @@ def test_compose_takes_a_key_and_meter_and_refuses_bad_names(tiny_run):
     default = c.compose(n=40, bars=1, seed=2)  # drawn from the tiny corpus's own keys
     mix = {k for _, k, _ in c.conditions.mix()}
     assert {p.meta["key"] for p in default} <= mix
+
+
+def test_generate_takes_key_and_meter_names_and_refuses_bad_ones_in_one_line(tiny_run, tmp_path):
+    from test_hostile import run_cli
+
+    r = run_cli("generate", "--model", str(tiny_run), "--n", "2", "--bars", "1", "--seed", "4", "--key", "Bbm",
+                "--meter", "4/4", "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    for args, reason in ((("--key", "H major"), "unknown key 'H major'; valid keys: C major"),
+                         (("--meter", "6/8"), "unknown meter '6/8' for this model; its meters: 4/4")):
+        r = run_cli("generate", "--model", str(tiny_run), *args, "--out", str(tmp_path / "bad"))
+        assert r.returncode != 0 and r.stderr.startswith("gancomposer: error: ") and reason in r.stderr
+        assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_models_lists_the_shipped_models_with_their_meters_and_keys():
+    from test_hostile import run_cli
+
+    r = run_cli("models")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("bach-chorales (default): ") and "  meters: 4/4" in r.stdout
+
+
+def test_the_key_bias_moves_with_the_tonic():
+    """A state's bias depends on its scale degree only: pitch p in key k is biased as p + t in key k + t."""
+    from gancomposer.encoding import PianoRoll, Voices
+
+    for enc in (PianoRoll(4, 48, 72), Voices(4, 48, 72, 1)):
+        g = Generator(cells=enc.cells, states=enc.states, keys=24, pitch_classes=enc.state_pitch_classes(),
+                      hidden=8, layers=1, latent_dim=2, step_noise_dim=0, chord_hidden=0)
+        torch.nn.init.normal_(g.key_degree)
+        d_minor, e_minor = (g.key_bias(Condition(torch.zeros(1, dtype=torch.long), torch.tensor([parse_key(k)])))[0]
+                            for k in ("D minor", "E minor"))
+        if isinstance(enc, PianoRoll):  # cells are pitches: two semitones up
+            assert torch.equal(d_minor[:-2], e_minor[2:]) and not torch.equal(d_minor, e_minor)
+        else:  # states are pitches
+            assert torch.equal(d_minor[:, 2:-2], e_minor[:, 4:]) and torch.equal(d_minor[:, :2], e_minor[:, :2])

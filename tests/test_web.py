@@ -321,3 +321,13 @@ def test_progress_endpoint_follows_a_job_id_of_the_clients_choosing(client, monk
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 4  # 16 bars: four chunks of 4
     assert client.get("/api/progress/00ff00ff00ff").status_code == 404  # finished: forgotten
     assert compose(client, job="not hex!").status_code == 422
+
+
+def test_compose_in_a_chosen_key_and_meter_and_unknown_names_refused(client):
+    r = compose(client, seed=5, n=2, key="D minor", meter="4/4")
+    assert r.status_code == 200, r.text
+    assert [(p["key"], p["meter"]) for p in r.json()["pieces"]] == [("D minor", "4/4")] * 2
+    for field, value, reason in (("key", "D dorian", "unknown key 'D dorian'"),
+                                 ("meter", "5/4", "unknown meter '5/4' for this model")):
+        r = compose(client, **{field: value})
+        assert r.status_code == 400 and reason in r.json()["detail"]

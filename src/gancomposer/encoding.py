@@ -80,6 +80,11 @@ class Encoding(ABC):
                name: str = "") -> Piece:
         """The notes of a ``(steps, cells)`` grid."""
 
+    @abstractmethod
+    def state_pitch_classes(self) -> np.ndarray:
+        """``(cells, states)``: the pitch class of the note each state of each cell sounds, -1 for a state that
+        sounds no pitch of its own (what lets a model learn what a key means once, by scale degree)."""
+
     @property
     def roll(self) -> PianoRoll:
         """The piano roll over the same pitches and grid: what metrics, baselines and pictures read."""
@@ -142,6 +147,11 @@ class PianoRoll(Encoding):
     def roll(self) -> PianoRoll:
         return self
 
+    def state_pitch_classes(self) -> np.ndarray:
+        pcs = np.repeat(((self.low + np.arange(self.cells)) % 12)[:, None], self.states, axis=1)
+        pcs[:, OFF] = -1
+        return pcs
+
     def to_roll(self, grid: np.ndarray) -> np.ndarray:
         return np.asarray(grid)
 
@@ -188,6 +198,10 @@ class Voices(Encoding):
     @property
     def states(self) -> int:
         return 2 + self.high - self.low + 1
+
+    def state_pitch_classes(self) -> np.ndarray:
+        pcs = np.concatenate([[-1, -1], (self.low + np.arange(self.high - self.low + 1)) % 12])
+        return np.repeat(pcs[None], self.voices, axis=0)
 
     @classmethod
     def from_fields(cls, d: dict) -> Voices:

@@ -17,8 +17,10 @@ Both networks are conditioned on the piece's meter and key (a :class:`Condition`
 as the position in the bar, one-hot over a table of every (meter, position) pair, so each meter has its own
 learned embedding of each of its positions (beat 2 of 6/8 is not beat 2 of 3/4, though both bars hold 12
 sixteenths). The key is one of 24; G adds a learned embedding of it to its initial state and to every step's
-input, and D is a projection discriminator (Miyato & Koyama 2018): the key's embedding dotted with D's
-features is added to its logit. Feeding the previous step back is what makes
+input, and a learned bias by scale degree to every state's logit: the bias of a pitch depends on the mode and
+on the pitch class counted from the tonic, so what "the leading tone is likely, the flat second is not" means
+is learned once from every piece, whatever its key, instead of once per key. D is a projection discriminator
+(Miyato & Koyama 2018): the key's embedding dotted with D's features is added to its logit. Feeding the previous step back is what makes
 teacher-forced maximum-likelihood pre-training possible, and carrying the recurrent state on is what lets
 G compose pieces longer than its training windows.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -173,6 +176,7 @@ class Generator(nn.Module):
     def __init__(
         self, *, cells: int, states: int = 3, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         latent_dim: int = 64, step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
+        pitch_classes: np.ndarray | None = None,
     ):
         super().__init__()
         self.cells, self.states, self.chord_hidden, self.keys = cells, states, chord_hidden, keys
@@ -183,9 +187,12 @@ class Generator(nn.Module):
         self.z_to_state = nn.Linear(latent_dim, n_state)  # the latent sets the initial state...
         self.z_to_input = nn.Linear(latent_dim, hidden)  # ...and colours every step's input
         self.cond_to_input = nn.Linear(self.positions.width + step_noise_dim, hidden, bias=False)
-        if keys:  # the key does both too
+        if keys:  # the key does both too, and biases each state by its scale degree (from zero)
             self.key_to_state = nn.Embedding(keys, n_state)
             self.key_to_input = nn.Embedding(keys, hidden)
+            pcs = torch.full((cells, states), -1) if pitch_classes is None else torch.as_tensor(pitch_classes)
+            self.register_buffer("pitch_classes", pcs.long(), persistent=False)
+            self.key_degree = nn.Parameter(torch.zeros(2, 13))  # mode, scale degree (12: a state of no pitch)
         self.prev_to_input = nn.Linear((states - 1) * cells, hidden, bias=False)
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, cells * states)
@@ -204,7 +211,7 @@ class Generator(nn.Module):
     def from_config(cls, cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> Generator:
         """G as ``cfg`` describes it, for pieces in ``enc`` in the meters (and keys) of ``conditions``."""
         return cls(cells=enc.cells, states=enc.states, bar_steps=bar_steps(enc, conditions),
-                   keys=conditions.n_keys, rnn=cfg.rnn,
+                   keys=conditions.n_keys, pitch_classes=enc.state_pitch_classes(), rnn=cfg.rnn,
                    latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
                    layers=cfg.g_layers, chord_hidden=cfg.chord_hidden)
 
@@ -233,6 +240,14 @@ class Generator(nn.Module):
             s = s + self.key_to_state(cond.key)
         s = torch.tanh(s).view(z.shape[0], -1, self.layers, self.hidden).permute(1, 2, 0, 3)
         return (s[0].contiguous(), s[1].contiguous()) if self.kind == "lstm" else s[0].contiguous()
+
+    def key_bias(self, cond: Condition | None) -> torch.Tensor | float:
+        """``(B, cells, states)``: each state's logit bias by its scale degree in the piece's key (0 without)."""
+        if not self.keys or cond is None or cond.key is None:
+            return 0.0
+        tonic, mode = (cond.key % 12).view(-1, 1, 1), (cond.key // 12).view(-1, 1, 1)
+        pcs = self.pitch_classes.unsqueeze(0)
+        return self.key_degree[mode, torch.where(pcs >= 0, (pcs - tonic) % 12, 12)]
 
     def _inputs(self, z: torch.Tensor, cond: Condition | None, start: int, noise: torch.Tensor) -> torch.Tensor:
         """Per-step inputs ``(B, T, hidden)`` from the latent, the key, bar positions from ``start`` and step
@@ -269,13 +284,14 @@ class Generator(nn.Module):
             state, prev, start = carry
         outs, logits_all = [], []
         inv_t = inverse_temperature(temperature, b, z.device)
+        bias = self.key_bias(cond)
         for t in range(steps):
             # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
             noise = _draw(torch.randn, (b, 1, self.step_noise_dim), generator, z.device)
             x = self._inputs(z, cond, start + t, noise)[:, 0]
             x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
-            base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev)
+            base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev) + bias
             gumbel = gumbel_noise(base.shape, generator, z.device)
             if self.chord_hidden:
                 y, logits = self._sample_chord(h[:, 0], base, gumbel, tau, inv_t)
@@ -298,6 +314,8 @@ class Generator(nn.Module):
         x = self._inputs(z, cond, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, state = self.rnn(x, self.initial_state(z, cond))
         logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
+        if self.keys and cond is not None and cond.key is not None:
+            logits = logits + self.key_bias(cond).unsqueeze(1)
         if self.chord_hidden:
             # each cell sees the real states of the cells below it in the same step: an exclusive cumsum
             moves = torch.einsum("btpk,pkh->btph", onehot, self.chord_w)
