@@ -80,7 +80,7 @@ def main() -> None:
     print("  estimated keys composed: " + ", ".join(f"{k} {c / args.n:.0%}" for k, c in top))
 
     with tempfile.TemporaryDirectory() as tmp:
-        for key in args.key or ["D minor"]:
+        for key in (args.key or ["D minor"]) if composer.keys else []:
             asked = composer.compose(n=args.key_n, bars=args.bars, seed=args.seed + 1, key=key)
             ours = sum(KEYS[key_of(p.piece)] == key for p in asked)
             theirs = 0

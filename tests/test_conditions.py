@@ -189,3 +189,26 @@ def test_the_key_bias_moves_with_the_tonic():
             assert torch.equal(d_minor[:-2], e_minor[2:]) and not torch.equal(d_minor, e_minor)
         else:  # states are pitches
             assert torch.equal(d_minor[:, 2:-2], e_minor[:, 4:]) and torch.equal(d_minor[:, :2], e_minor[:, :2])
+
+
+def test_a_checkpoint_from_before_meters_and_keys_still_composes(tmp_path):
+    """What a model shipped before this change holds: one meter in ``data``, no conditions, no key weights."""
+    from dataclasses import asdict
+
+    from gancomposer import checkpoint
+    from gancomposer.config import ModelConfig
+    from gancomposer.encoding import PianoRoll
+
+    cfg = ModelConfig(g_hidden=16, g_layers=1, latent_dim=4, step_noise_dim=2, chord_hidden=8, d_hidden=8)
+    enc = PianoRoll(4, 48, 72)
+    old = Generator(cells=enc.cells, bar_steps=(16,), hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
+                    chord_hidden=8)
+    info = {"model": asdict(cfg), "train": {}, "iteration": 10,
+            "data": {"encoding": enc.to_dict(), "window_steps": 64, "meter": [4, 4], "tempo": 90.0}}
+    checkpoint.save(tmp_path / "old.safetensors", {"G": old}, info)
+    c = Composer.load(tmp_path / "old.safetensors")
+    assert c.meters == ["4/4"] and c.keys == []
+    pieces = c.compose(n=2, bars=2, seed=0)
+    assert [len(p.grid) for p in pieces] == [32, 32] and "key" not in pieces[0].meta
+    with pytest.raises(UserError, match="trained without keys"):
+        c.compose(n=1, key="C major")
