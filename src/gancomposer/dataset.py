@@ -12,8 +12,9 @@ A dataset folder holds::
 A piece whose time signature changes is cut at each change into pieces of one meter. Windows start on the bar
 lines of their piece's meter and hold whole bars, about as long in every meter (:func:`~.conditions.window_bars`);
 a window shorter than the longest is stored padded with silence and used at its own length (the meter's
-``window_steps``). Each window is labelled with its meter and its key (the piece's key, estimated once, moved
-with the transposition), the conditions of G and D.
+``window_steps``). Each window is labelled with its meter and its key (estimated once on the window, moved with
+the transposition), the conditions of G and D; the manifest records each piece's key (estimated on the whole
+piece), from which the style's mix of keys is counted.
 
 The split into train and validation is by piece, never by window, so no bar of a validation piece is trained on.
 """
@@ -414,14 +415,17 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str
         hop = hop_steps(piece.time_signature, options.hop_bars, enc.steps_per_quarter)
         shifts = transpositions(piece, enc, *options.transpose) if split == "train" else [0]
         starts = windows_of(roll, window, hop, options.min_fill)
+        # each window is labelled with the key it is in (a chorale in D minor has stretches in F major): what G
+        # learns to write under a key is then music in that key, not any stretch of a piece in it
+        keys = [key_of(enc.decode(roll[s : s + window])) for s in starts]
         for t in shifts:
             shifted = roll if t == 0 else enc.encode(piece.transpose(t))
             padded = np.concatenate([shifted, np.zeros((longest, enc.cells), np.uint8)])
-            for s in starts:
+            for s, k in zip(starts, keys):
                 cut = padded[s : s + longest].copy()
                 cut[window:] = 0
                 data.windows[split].append(cut)
-                data.index[split].append((n, s, t, meter, transpose_key(key, t)))
+                data.index[split].append((n, s, t, meter, transpose_key(k, t)))
         data.piece_rows.append({
             "name": piece.name, "source": src.path, "sha256": src.sha256, "split": split,
             "offset": offset, "steps": int(roll.shape[0]), "tempo": piece.tempo,
