@@ -35,10 +35,6 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = PRETRAINED_DIR / "bach-chorales.safetensors"
 
 
-def shipped_models() -> dict[str, Path]:
-    """The models shipped in the package, by name (the default first)."""
-    found = sorted(PRETRAINED_DIR.glob("*.safetensors"), key=lambda p: (p != DEFAULT_MODEL, p.stem))
-    return {p.stem: p for p in found}
 #: Seeds are drawn from this range (kept to 32 bits so a seed fits anywhere, JSON and JavaScript included).
 MAX_SEED = 2**32 - 1
 #: Long pieces are composed this many bars at a time (the result is the same as one pass).
@@ -117,7 +113,10 @@ class Composer:
             if not DEFAULT_MODEL.is_file():
                 raise UserError(f"the pretrained model is missing from this installation ({DEFAULT_MODEL})")
             path = DEFAULT_MODEL
-        elif str(path) in shipped and not Path(path).exists():
+        elif not Path(path).exists():
+            if str(path) not in shipped:
+                raise UserError(f"{path}: no such checkpoint or run folder, nor a shipped model "
+                                f"({', '.join(shipped)})")
             path = shipped[str(path)]
         file = checkpoint.find(path, prefer="best")
         g, info = checkpoint.load_generator(file)
@@ -277,6 +276,12 @@ class Composer:
                  for i in range(pieces)]
         names = [f"interp-{seed_a}-{seed_b}-{i}" for i in range(pieces)]
         return self._pieces(grids, seed_a, names, [{"t": float(t)} for t in ts], meters, keys)
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models shipped in the package, by name (the default first)."""
+    found = sorted(PRETRAINED_DIR.glob("*.safetensors"), key=lambda p: (p != DEFAULT_MODEL, p.stem))
+    return {p.stem: p for p in found}
 
 
 def check_request(bars: int, temperature: float) -> float:
