@@ -240,7 +240,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         top = sorted(keys.items(), key=lambda kv: -kv[1])[:6]
         print(f"{name}{' (default)' if i == 0 else ''}: {path.stat().st_size / 2**20:.1f} MiB, "
               f"{composer.info['data'].get('corpus') or 'own data'}")
-        print("  meters: " + ", ".join(f"{m} {s:.0%}" for m, s in meters.items()))
+        print("  meters: " + ", ".join(f"{m} {s:.0%}" for m, s in sorted(meters.items(), key=lambda kv: -kv[1])))
         print("  keys:   " + (", ".join(f"{k} {s:.0%}" for k, s in top) + (", ..." if len(keys) > 6 else "")
                               if composer.conditions.keyed else "(trained without keys)"))
     return 0
