@@ -210,7 +210,7 @@ def test_serve_says_where_only_once_bound_and_a_busy_port_is_one_line(tmp_path):
                               str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = first.stdout.readline()
-        assert f"serving bach-chorales at http://localhost:{port}/" in line
+        assert f"serving bach-chorales, oneills-irish at http://localhost:{port}/" in line
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # bound and listening when it said so
         busy = subprocess.run([sys.executable, "-m", "gancomposer", "serve", "--port", str(port), "--out",
