@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .piece import Piece
-from .theory import estimate_key
+from .theory import estimate_key, key_indices
 
 TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODES = ("major", "minor")
@@ -35,6 +35,17 @@ def key_index(tonic: int, mode: str) -> int:
 def key_of(piece: Piece) -> int:
     """The piece's key as an index into :data:`KEYS` (Krumhansl–Kessler profiles, see :func:`estimate_key`)."""
     return key_index(*estimate_key(piece))
+
+
+def window_keys(grid: np.ndarray, starts: list[int], steps: int, enc) -> list[int]:
+    """The key of each window ``grid[s : s + steps]`` of a piece encoded by ``enc`` (an
+    :class:`~.encoding.Encoding`): the estimate of :func:`key_of`, from the grid steps each pitch sounds."""
+    roll = enc.to_roll(grid) > 0
+    sounding = np.concatenate([np.zeros((1, roll.shape[1])), np.cumsum(roll, 0)])  # steps sounding before t
+    ends = np.minimum(np.asarray(starts, int) + steps, len(roll))
+    per_pitch = sounding[ends] - sounding[np.asarray(starts, int)]
+    to_class = np.eye(12)[(enc.low + np.arange(roll.shape[1])) % 12]
+    return key_indices(per_pitch @ to_class).tolist() if len(starts) else []
 
 
 def transpose_key(key: int, semitones: int) -> int:

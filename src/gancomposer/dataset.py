@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import cache
-from .conditions import KEYS, N_KEYS, Conditions, key_of, transpose_key, window_bars
+from .conditions import KEYS, N_KEYS, Conditions, key_of, transpose_key, window_keys, window_bars
 from .corpora import DEFAULT_CORPUS, get_corpus
 from .encoding import DEFAULT_METER, Encoding, PianoRoll, Voices, fit_pitch_range, in_range
 from .files import atomic_path, check_writable_folder, staged_folder, write_json_atomic
@@ -417,7 +417,7 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str
         starts = windows_of(roll, window, hop, options.min_fill)
         # each window is labelled with the key it is in (a chorale in D minor has stretches in F major): what G
         # learns to write under a key is then music in that key, not any stretch of a piece in it
-        keys = [key_of(enc.decode(roll[s : s + window])) for s in starts]
+        keys = window_keys(roll, starts, window, enc)
         for t in shifts:
             shifted = roll if t == 0 else enc.encode(piece.transpose(t))
             padded = np.concatenate([shifted, np.zeros((longest, enc.cells), np.uint8)])

@@ -249,15 +249,16 @@ class Generator(nn.Module):
         pcs = self.pitch_classes.unsqueeze(0)
         return self.key_degree[mode, torch.where(pcs >= 0, (pcs - tonic) % 12, 12)]
 
-    def _inputs(self, z: torch.Tensor, cond: Condition | None, start: int, noise: torch.Tensor) -> torch.Tensor:
-        """Per-step inputs ``(B, T, hidden)`` from the latent, the key, bar positions from ``start`` and step
-        noise."""
-        b, steps, _ = noise.shape
-        pos = self.positions(None if cond is None else cond.meter, b, start, steps)
+    def _piece_input(self, z: torch.Tensor, cond: Condition | None) -> torch.Tensor:
+        """``(B, 1, hidden)``: what every step's input gets from the latent and the key."""
         x = self.z_to_input(z)
         if self.keys and cond is not None and cond.key is not None:
             x = x + self.key_to_input(cond.key)
-        return x.unsqueeze(1) + self.cond_to_input(torch.cat([pos, noise], -1))
+        return x.unsqueeze(1)
+
+    def _inputs(self, piece: torch.Tensor, pos: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Per-step inputs ``(B, T, hidden)`` from :meth:`_piece_input`, bar positions and step noise."""
+        return piece + self.cond_to_input(torch.cat([pos, noise], -1))
 
     def forward(
         self, z: torch.Tensor, steps: int = 0, *, cond: Condition | None = None, tau: float = 1.0,
@@ -284,11 +285,12 @@ class Generator(nn.Module):
             state, prev, start = carry
         outs, logits_all = [], []
         inv_t = inverse_temperature(temperature, b, z.device)
-        bias = self.key_bias(cond)
+        bias, piece = self.key_bias(cond), self._piece_input(z, cond)
+        positions = self.positions(None if cond is None else cond.meter, b, start, steps)
         for t in range(steps):
             # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
             noise = _draw(torch.randn, (b, 1, self.step_noise_dim), generator, z.device)
-            x = self._inputs(z, cond, start + t, noise)[:, 0]
+            x = self._inputs(piece, positions[:, t : t + 1], noise)[:, 0]
             x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev) + bias
@@ -311,7 +313,8 @@ class Generator(nn.Module):
         onehot = real_onehot[..., 1:]  # (B, T, P, S - 1)
         prev = torch.cat([onehot.new_zeros(b, 1, self.cells, self.states - 1), onehot[:, :-1]], 1)
         noise = torch.randn(b, steps, self.step_noise_dim, device=z.device)
-        x = self._inputs(z, cond, 0, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
+        pos = self.positions(None if cond is None else cond.meter, b, 0, steps)
+        x = self._inputs(self._piece_input(z, cond), pos, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, state = self.rnn(x, self.initial_state(z, cond))
         logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
         if self.keys and cond is not None and cond.key is not None:

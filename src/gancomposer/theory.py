@@ -24,19 +24,35 @@ def pitch_class_weights(piece: Piece) -> np.ndarray:
     return np.bincount(piece.pitch % 12, weights=piece.duration, minlength=12)
 
 
+def _profiles() -> np.ndarray:
+    """``(24, 12)``: the major profile rotated to each tonic, then the minor one, each standardised."""
+    rows = [np.roll(prof, tonic) for prof in (MAJOR_PROFILE, MINOR_PROFILE) for tonic in range(12)]
+    p = np.asarray(rows)
+    return (p - p.mean(1, keepdims=True)) / p.std(1, keepdims=True)
+
+
+PROFILES = _profiles()
+
+
+def key_indices(weights: np.ndarray) -> np.ndarray:
+    """Krumhansl–Schmuckler for many ``(n, 12)`` pitch-class histograms at once: for each, the index
+    ``12 * mode + tonic`` (mode 0 major, 1 minor) of the key whose profile correlates best with it (C major for
+    silence or a flat histogram)."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    sd = w.std(1, keepdims=True)
+    z = (w - w.mean(1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+    return np.where(sd[:, 0] > 0, np.argmax(z @ PROFILES.T, axis=1), 0)
+
+
+def key_from_weights(weights: np.ndarray) -> tuple[int, str]:
+    """:func:`key_indices` of one histogram, as ``(tonic pitch class, 'major' | 'minor')``."""
+    best = int(key_indices(weights)[0])
+    return best % 12, "major" if best < 12 else "minor"
+
+
 def estimate_key(piece: Piece) -> tuple[int, str]:
-    """Krumhansl–Schmuckler key estimate: ``(tonic pitch class, 'major' | 'minor')``."""
-    w = pitch_class_weights(piece)
-    if w.sum() == 0:
-        return 0, "major"
-    best = (-np.inf, 0, "major")
-    for tonic in range(12):
-        rotated = np.roll(w, -tonic)
-        for mode, prof in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
-            r = np.corrcoef(rotated, prof)[0, 1]
-            if np.isfinite(r) and r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2]
+    """Krumhansl–Schmuckler key estimate of a piece from its duration-weighted pitch-class histogram."""
+    return key_from_weights(pitch_class_weights(piece))
 
 
 def shift_to_c(piece: Piece) -> int:
