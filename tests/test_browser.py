@@ -85,11 +85,19 @@ def test_compose_in_the_browser_shows_the_roll_plays_at_once_and_renders_wav_on_
             ".then(b => done(Array.from(new Uint8Array(b.slice(0, 4))).concat([b.byteLength])));")
         assert bytes(head[:4]) == b"RIFF" and head[4] > 1000
         assert len(list((tmp_path / "out").glob("*.wav"))) == 1
-        # Enter in a field composes again; the history lists both, as buttons that say what they are
+        # the model's keys and meters are offered; Enter in a field composes again, in the key chosen; the
+        # history lists both pieces, as buttons that say what they are
+        from selenium.webdriver.support.ui import Select
+
+        keys = [o.text for o in Select(driver.find_element(By.ID, "key")).options]
+        assert keys[0] == "style's mix" and "D minor" in keys and len(keys) == 25
+        assert [o.text for o in Select(driver.find_element(By.ID, "meter")).options] == ["style's mix", "4/4"]
+        Select(driver.find_element(By.ID, "key")).select_by_visible_text("D minor")
         driver.find_element(By.ID, "seed").send_keys("7\n")
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#history button")) == 2)
         labels = [b.get_attribute("aria-label") for b in driver.find_elements(By.CSS_SELECTOR, "#history button")]
-        assert labels[0].startswith("Play seed 7") and all("bars" in x for x in labels)
+        assert labels[0].startswith("Play seed 7, D minor, 4/4") and all("bars" in x for x in labels)
+        assert "D minor" in driver.find_element(By.ID, "title").text
         assert "seed" in driver.find_element(By.ID, "history").text
         driver.save_screenshot(str(tmp_path / "page.png"))
         # the API docs render from the package's own files, with no network

@@ -326,7 +326,7 @@ def test_progress_endpoint_follows_a_job_id_of_the_clients_choosing(client, monk
 def test_compose_in_a_chosen_key_and_meter_and_unknown_names_refused(client):
     r = compose(client, seed=5, n=2, key="D minor", meter="4/4")
     assert r.status_code == 200, r.text
-    assert [(p["key"], p["meter"]) for p in r.json()["pieces"]] == [("D minor", "4/4")] * 2
+    assert [(p["key"], p["meter"], p["bar_quarters"]) for p in r.json()["pieces"]] == [("D minor", "4/4", 4.0)] * 2
     for field, value, reason in (("key", "D dorian", "unknown key 'D dorian'"),
                                  ("meter", "5/4", "unknown meter '5/4' for this model")):
         r = compose(client, **{field: value})

@@ -23,7 +23,7 @@ async function api(path, body, signal) {
 
 function drawRoll(piece) {
   const canvas = $("roll"), ctx = canvas.getContext("2d");
-  const quarters = piece.bars * 4, [lo, hi] = piece.range;
+  const bar = piece.bar_quarters || 4, quarters = piece.bars * bar, [lo, hi] = piece.range;
   const pitches = piece.notes.map((n) => n[0]);
   const top = Math.min(hi, Math.max(...pitches, lo) + 2), bottom = Math.max(lo, Math.min(...pitches, hi) - 2);
   const rows = top - bottom + 1, w = canvas.width, h = canvas.height;
@@ -33,7 +33,7 @@ function drawRoll(piece) {
     if ([1, 3, 6, 8, 10].includes(p % 12)) { ctx.fillStyle = "#f0f3f7"; ctx.fillRect(0, y(p), w, h / rows); }
   }
   ctx.strokeStyle = "#9aa7b6";
-  for (let b = 0; b <= piece.bars; b++) { ctx.beginPath(); ctx.moveTo(x(b * 4), 0); ctx.lineTo(x(b * 4), h); ctx.stroke(); }
+  for (let b = 0; b <= piece.bars; b++) { ctx.beginPath(); ctx.moveTo(x(b * bar), 0); ctx.lineTo(x(b * bar), h); ctx.stroke(); }
   for (const [p, s, d] of piece.notes) {
     ctx.fillStyle = "#2f6fd1"; ctx.fillRect(x(s), y(p), Math.max(1, x(s + d) - x(s) - 1), h / rows - 1);
     ctx.fillStyle = "#0b2d66"; ctx.fillRect(x(s), y(p), 2, h / rows - 1);
