@@ -310,7 +310,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"composed 8 pieces of 8 bars with the shipped Bach-chorale model (seed {args.seed}) in "
           f"{time.perf_counter() - t:.1f} s; audio by {engine}")
     for cp in pieces:
-        print(f"  {out / cp.piece.name}.mid  .wav  .png   ({len(cp.piece)} notes)")
+        conditions = ", ".join(cp.meta[k] for k in ("key", "meter") if k in cp.meta)
+        print(f"  {out / cp.piece.name}.mid  .wav  .png   ({conditions}, {len(cp.piece)} notes)")
     print(f"{len(written)} files in {out.resolve()}; play a .wav, open a .mid in any MIDI player, "
           "or run `gancomposer serve` to compose in the browser")
     return 0
