@@ -68,12 +68,10 @@ def main() -> None:
     print(f"{composer.name}: {args.n} pieces x {args.bars} bars, default sampling (seed {args.seed})")
     print(f"  L1 between mean pitch-class histograms, composed vs the style's {len(ds.piece_rolls())} pieces: "
           f"{np.abs(made - real).sum():.3f}")
-    style = Counter()
-    for meter, _, share in composer.conditions.mix():
-        style[meter] += share
+    style = composer.conditions.shares()[0]
     composed = Counter(meter_name(p.meter) for p in pieces)
     print("  meters composed: " + ", ".join(f"{m} {c / args.n:.0%}" for m, c in composed.most_common())
-          + "  (style: " + ", ".join(f"{m} {s:.0%}" for m, s in style.most_common()) + ")")
+          + "  (style: " + ", ".join(f"{m} {s:.0%}" for m, s in style.items()) + ")")
     lines = sum(bool((p.piece.start[1:] >= (p.piece.start + p.piece.duration)[:-1] - 1e-9).all()) for p in pieces)
     print(f"  single melodic lines: {lines}/{args.n}")
     top = Counter(KEYS[key_of(p.piece)] for p in pieces).most_common(5)

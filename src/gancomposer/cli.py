@@ -230,17 +230,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for i, (name, path) in enumerate(shipped_models().items()):
         composer = Composer.load(path)
-        mix = composer.conditions.mix()
-        meters = {}
-        for meter, _, share in mix:
-            meters[meter] = meters.get(meter, 0.0) + share
-        keys = {}
-        for _, key, share in mix:
-            keys[key] = keys.get(key, 0.0) + share
-        top = sorted(keys.items(), key=lambda kv: -kv[1])[:6]
+        meters, keys = composer.conditions.shares()
+        top = list(keys.items())[:6]
         print(f"{name}{' (default)' if i == 0 else ''}: {path.stat().st_size / 2**20:.1f} MiB, "
               f"{composer.info['data'].get('corpus') or 'own data'}")
-        print("  meters: " + ", ".join(f"{m} {s:.0%}" for m, s in sorted(meters.items(), key=lambda kv: -kv[1])))
+        print("  meters: " + ", ".join(f"{m} {s:.0%}" for m, s in meters.items()))
         print("  keys:   " + (", ".join(f"{k} {s:.0%}" for k, s in top) + (", ..." if len(keys) > 6 else "")
                               if composer.conditions.keyed else "(trained without keys)"))
     return 0

@@ -125,12 +125,14 @@ class Conditions:
         """One meter and no keys: what a model made before meters and keys were learned was trained on."""
         return cls([meter], [window_steps], np.ones((1, N_KEYS)), keyed=False)
 
-    def mix(self) -> list[tuple[str, str, float]]:
-        """The style's ``(meter, key, share of pieces)``, most common first (keys only when keyed)."""
+    def shares(self) -> tuple[dict[str, float], dict[str, float]]:
+        """The style's share of pieces in each meter and in each key (keys empty when not keyed), most common
+        first."""
         total = self.counts.sum() or 1.0
-        cells = [(meter_name(m), KEYS[k] if self.keyed else "", float(self.counts[i, k] / total))
-                 for i, m in enumerate(self.meters) for k in range(N_KEYS) if self.counts[i, k]]
-        return sorted(cells, key=lambda c: -c[2])
+        meters = {meter_name(m): float(c / total) for m, c in zip(self.meters, self.counts.sum(1))}
+        keys = {KEYS[k]: float(c / total) for k, c in enumerate(self.counts.sum(0)) if c} if self.keyed else {}
+        order = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+        return order(meters), order(keys)
 
     def draw(self, n: int, seed: int, meter: int | None = None, key: int | None = None
              ) -> tuple[np.ndarray, np.ndarray]:

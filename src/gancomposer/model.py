@@ -11,7 +11,9 @@ so D sees fakes in exactly the form of real data (no "not quite 0/1" giveaway); 
 gradient of the relaxed ``softmax((logits + gumbel) / tau)``.
 
 G is autoregressive as in C-RNN-GAN: each step's input is the piece's latent vector, fresh step noise, the
-position in the bar, the key, and G's own previous output.
+position in the bar, the key, and G's own previous output. Feeding the previous step back is what makes
+teacher-forced maximum-likelihood pre-training possible, and carrying the recurrent state on is what lets
+G compose pieces longer than its training windows.
 
 Both networks are conditioned on the piece's meter and key (a :class:`Condition` per piece). The meter enters
 as the position in the bar, one-hot over a table of every (meter, position) pair, so each meter has its own
@@ -20,9 +22,7 @@ sixteenths). The key is one of 24; G adds a learned embedding of it to its initi
 input, and a learned bias by scale degree to every state's logit: the bias of a pitch depends on the mode and
 on the pitch class counted from the tonic, so what "the leading tone is likely, the flat second is not" means
 is learned once from every piece, whatever its key, instead of once per key. D is a projection discriminator
-(Miyato & Koyama 2018): the key's embedding dotted with D's features is added to its logit. Feeding the previous step back is what makes
-teacher-forced maximum-likelihood pre-training possible, and carrying the recurrent state on is what lets
-G compose pieces longer than its training windows.
+(Miyato & Koyama 2018): the key's embedding dotted with D's features is added to its logit.
 
 Within one step G is autoregressive too, over blocks of cells from low to high (after the RNN-NADE of
 Boulanger-Lewandowski et al., 2012): each pitch's logits see the states already drawn for the pitches
@@ -314,7 +314,8 @@ class Generator(nn.Module):
         prev = torch.cat([onehot.new_zeros(b, 1, self.cells, self.states - 1), onehot[:, :-1]], 1)
         noise = torch.randn(b, steps, self.step_noise_dim, device=z.device)
         pos = self.positions(None if cond is None else cond.meter, b, 0, steps)
-        x = self._inputs(self._piece_input(z, cond), pos, noise) + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
+        x = self._inputs(self._piece_input(z, cond), pos, noise)
+        x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, state = self.rnn(x, self.initial_state(z, cond))
         logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
         if self.keys and cond is not None and cond.key is not None:
