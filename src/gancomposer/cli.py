@@ -46,6 +46,7 @@ def cmd_corpora(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from .conditions import meter_name
     from .dataset import PrepareOptions, prepare
     from .io import Limits
     from .theory import pitch_name
@@ -71,7 +72,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(
         f"prepared {args.out}: {c['pieces']} pieces ({c['train_pieces']} train, {c['valid_pieces']} valid); "
         f"{c['train_windows']} train and {c['valid_windows']} valid windows of whole bars in "
-        f"{', '.join(f'{a}/{b}' for a, b in m['conditions']['meters'])}; "
+        f"{', '.join(meter_name(x) for x in m['conditions']['meters'])}; "
         + (f"{e['voices']} voice{'s' * (e['voices'] > 1)}" if e["kind"] == "voices" else "a piano roll")
         + f" over {e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
         f"skipped {c['skipped_files']} of {c['files']} files"

@@ -164,8 +164,7 @@ class Composer:
         return np.array([bars * self.encoding.steps_per_bar(self.conditions.meters[m]) for m in meters], int)
 
     def _condition(self, meters: np.ndarray, keys: np.ndarray) -> Condition:
-        return Condition(torch.from_numpy(np.asarray(meters, np.int64)),
-                         torch.from_numpy(np.asarray(keys, np.int64)) if self.conditions.keyed else None)
+        return Condition.of(meters, keys, self.conditions.keyed)
 
     def compose_latents(self, z: torch.Tensor, bars: int, *, seed: int = 0, temperature: float | None = None,
                         meters: np.ndarray | None = None, keys: np.ndarray | None = None,

@@ -1,7 +1,8 @@
 """What a piece is composed under besides noise: its meter and its key.
 
 Each training window is labelled with its piece's meter (an index into the dataset's own list of meters) and
-key (one of the 24 major and minor keys, estimated once per piece; a transposed copy carries its moved key).
+the key it is in (one of the 24 major and minor keys, estimated once per window; a transposed copy carries its
+moved key); each piece's key is estimated once too, for the style's mix.
 G and D are conditioned on both. At sampling, a meter or key the user does not fix is drawn from the style's
 own mix: the table of how many pieces of the corpus are in each (meter, key), so that a set of composed pieces
 has the style's meters and keys, and a fixed meter gets the keys that go with it in that style.

@@ -340,28 +340,29 @@ def _mostly_in_range(pieces: list[tuple[Source, int, Piece]], enc: Encoding
     return kept, skipped
 
 
-def conditions_of(pieces: list[Piece], enc: Encoding, options: PrepareOptions) -> Conditions:
+def conditions_of(pieces: list[Piece], keys: list[int], enc: Encoding, options: PrepareOptions) -> Conditions:
     """The meters of ``pieces`` (most common first), each meter's window length, and the pieces per (meter,
-    key)."""
+    key), given each piece's key."""
     by_meter: dict[tuple[int, int], int] = {}
     for p in pieces:
         by_meter[p.time_signature] = by_meter.get(p.time_signature, 0) + 1
     meters = sorted(by_meter, key=lambda m: (-by_meter[m], m))
     counts = np.zeros((len(meters), N_KEYS))
-    for p in pieces:
-        counts[meters.index(p.time_signature), key_of(p)] += 1
+    for p, k in zip(pieces, keys):
+        counts[meters.index(p.time_signature), k] += 1
     steps = [window_bars(m, window_quarters(options)) * enc.steps_per_bar(m) for m in meters]
     return Conditions(meters, steps, counts)
 
 
 def _build(pieces: list[tuple[Source, int, Piece]], enc: Encoding, options: PrepareOptions, folder: Path) -> dict:
     """Encode, window and split ``pieces``; write the arrays into ``folder``; return the manifest's body."""
-    conditions = conditions_of([p for _, _, p in pieces], enc, options)
+    piece_keys = [key_of(p) for _, _, p in pieces]  # each piece's key, estimated once
+    conditions = conditions_of([p for _, _, p in pieces], piece_keys, enc, options)
     window = max(conditions.window_steps)  # shorter windows are stored padded
     keys = [f"{src.sha256}#{i}" for src, i, _ in pieces]  # the parts of one piece go to one split
     splits = split_pieces(keys, options.valid_fraction, options.seed)
 
-    data = _encode_and_window(pieces, splits, enc, conditions, options)
+    data = _encode_and_window(pieces, piece_keys, splits, enc, conditions, options)
     arrays = _write_arrays(folder, data, window, enc)
 
     opts = asdict(options)
@@ -400,13 +401,13 @@ class _Encoded:
     pieces_out_of_range: int = 0
 
 
-def _encode_and_window(pieces: list[tuple[Source, int, Piece]], splits: list[str], enc: Encoding,
-                       conditions: Conditions, options: PrepareOptions) -> _Encoded:
+def _encode_and_window(pieces: list[tuple[Source, int, Piece]], piece_keys: list[int], splits: list[str],
+                       enc: Encoding, conditions: Conditions, options: PrepareOptions) -> _Encoded:
     """Encode each piece, cut its windows on its own bar lines, and add transposed copies of training pieces."""
     data, offset, longest = _Encoded(), 0, max(conditions.window_steps)
-    for n, ((src, _, piece), split) in enumerate(zip(pieces, splits)):
+    for n, ((src, _, piece), key, split) in enumerate(zip(pieces, piece_keys, splits)):
         meter = conditions.meters.index(piece.time_signature)
-        window, key = conditions.window_steps[meter], key_of(piece)
+        window = conditions.window_steps[meter]
         outside = int((~in_range(piece, enc)).sum())
         data.dropped_notes += outside
         data.pieces_out_of_range += outside > 0

@@ -101,6 +101,23 @@ class Condition(NamedTuple):
         """The conditions of a batch made of ``times`` batches under these, one after another."""
         return Condition(self.meter.repeat(times), None if self.key is None else self.key.repeat(times))
 
+    @staticmethod
+    def of(meters: np.ndarray, keys: np.ndarray, keyed: bool) -> Condition:
+        """The conditions of pieces with these meter and key indices (keys left out for a model without)."""
+        return Condition(torch.from_numpy(np.asarray(meters, np.int64)),
+                         torch.from_numpy(np.asarray(keys, np.int64)) if keyed else None)
+
+    @staticmethod
+    def cat(conds: list[Condition]) -> Condition:
+        """The conditions of batches put one after another."""
+        keys = [c.key for c in conds]
+        return Condition(torch.cat([c.meter for c in conds]), None if keys[0] is None else torch.cat(keys))
+
+
+def _key(keys: int, cond: Condition | None) -> torch.Tensor | None:
+    """The key indices a network with ``keys`` keys reads from ``cond``: None when either has none."""
+    return cond.key if keys and cond is not None else None
+
 
 class BarPositions(nn.Module):
     """Each step's position in its bar, one-hot over all (meter, position) pairs of the model's meters."""
@@ -235,25 +252,26 @@ class Generator(nn.Module):
 
     def initial_state(self, z: torch.Tensor, cond: Condition | None = None):
         """Recurrent state from the latent vector ``z`` of shape ``(B, latent_dim)`` (and the key)."""
-        s = self.z_to_state(z)
-        if self.keys and cond is not None and cond.key is not None:
-            s = s + self.key_to_state(cond.key)
+        s, key = self.z_to_state(z), _key(self.keys, cond)
+        if key is not None:
+            s = s + self.key_to_state(key)
         s = torch.tanh(s).view(z.shape[0], -1, self.layers, self.hidden).permute(1, 2, 0, 3)
         return (s[0].contiguous(), s[1].contiguous()) if self.kind == "lstm" else s[0].contiguous()
 
     def key_bias(self, cond: Condition | None) -> torch.Tensor | float:
         """``(B, cells, states)``: each state's logit bias by its scale degree in the piece's key (0 without)."""
-        if not self.keys or cond is None or cond.key is None:
+        key = _key(self.keys, cond)
+        if key is None:
             return 0.0
-        tonic, mode = (cond.key % 12).view(-1, 1, 1), (cond.key // 12).view(-1, 1, 1)
+        tonic, mode = (key % 12).view(-1, 1, 1), (key // 12).view(-1, 1, 1)
         pcs = self.pitch_classes.unsqueeze(0)
         return self.key_degree[mode, torch.where(pcs >= 0, (pcs - tonic) % 12, 12)]
 
     def _piece_input(self, z: torch.Tensor, cond: Condition | None) -> torch.Tensor:
         """``(B, 1, hidden)``: what every step's input gets from the latent and the key."""
-        x = self.z_to_input(z)
-        if self.keys and cond is not None and cond.key is not None:
-            x = x + self.key_to_input(cond.key)
+        x, key = self.z_to_input(z), _key(self.keys, cond)
+        if key is not None:
+            x = x + self.key_to_input(key)
         return x.unsqueeze(1)
 
     def _inputs(self, piece: torch.Tensor, pos: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -318,7 +336,7 @@ class Generator(nn.Module):
         x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
         h, state = self.rnn(x, self.initial_state(z, cond))
         logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
-        if self.keys and cond is not None and cond.key is not None:
+        if _key(self.keys, cond) is not None:
             logits = logits + self.key_bias(cond).unsqueeze(1)
         if self.chord_hidden:
             # each cell sees the real states of the cells below it in the same step: an exclusive cumsum
@@ -402,8 +420,9 @@ class Discriminator(nn.Module):
         h, _ = self.rnn(h)
         feats = torch.cat([h.mean(1), h.amax(1)], -1)
         logits = self.out(feats).squeeze(-1)
-        if self.keys and cond is not None and cond.key is not None:
-            logits = logits + (self.key_embed(cond.key).to(feats.dtype) * feats).sum(-1)
+        key = _key(self.keys, cond)
+        if key is not None:
+            logits = logits + (self.key_embed(key).to(feats.dtype) * feats).sum(-1)
         return DiscriminatorOutput(logits, feats)
 
 

@@ -8,6 +8,7 @@ resume.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -119,7 +120,7 @@ class Run:
     def cfg(self):
         return self.config.train
 
-    @property
+    @functools.cached_property
     def conditions(self) -> Conditions:
         return Conditions.from_dict(self.data_info["conditions"])
 
@@ -160,7 +161,8 @@ def data_info(ds: Dataset, data_dir: str | os.PathLike) -> dict:
     (never a path of the machine it was trained on)."""
     corpus = ds.manifest.get("corpus")
     return {"encoding": ds.encoding.to_dict(), "window_steps": int(ds.manifest["window_steps"]),
-            "meter": list(ds.meter), "conditions": ds.conditions.to_dict(), "tempo": ds.tempo, "corpus": corpus, "program": instrument_of(corpus),
+            "meter": list(ds.meter), "conditions": ds.conditions.to_dict(), "tempo": ds.tempo, "corpus": corpus,
+            "program": instrument_of(corpus),
             "dataset": Path(data_dir).resolve().name, "dataset_sha256": ds.content_hash,
             "train_windows": int(len(ds.train))}
 
@@ -347,8 +349,7 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | 
 def scoring_condition(run: Run, n: int, seed: int) -> Condition:
     """Conditions of ``n`` pieces to score G with: the corpus's most common meter, keys drawn from the style's
     keys in that meter."""
-    meters, keys = run.conditions.draw(n, seed, meter=0)
-    return Condition(torch.from_numpy(meters), torch.from_numpy(keys) if run.conditions.keyed else None)
+    return Condition.of(*run.conditions.draw(n, seed, meter=0), run.conditions.keyed)
 
 
 def validation_score(run: Run) -> float:
@@ -372,9 +373,8 @@ def write_samples(run: Run) -> None:
     seeds, n, conditions = stream_seeds(run.cfg.seed), run.cfg.samples, run.conditions
     z = torch.randn(n, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["samples"]))
     meters, keys = conditions.draw(n, seeds["samples"])
-    cond = Condition(torch.from_numpy(meters), torch.from_numpy(keys) if conditions.keyed else None)
     grids = sample_grids(run.sampler, z.to(run.device), max(conditions.window_steps), seed=seeds["sample_sampling"],
-                         cond=cond)
+                         cond=Condition.of(meters, keys, conditions.keyed))
     folder = run.folder / "samples" / f"step-{run.progress.total:06d}"
     for i, (grid, m) in enumerate(zip(grids, meters)):
         render.write_grids(grid[None, : conditions.window_steps[m]], run.encoding, [folder / f"sample-{i}.mid"],

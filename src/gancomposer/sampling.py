@@ -32,9 +32,7 @@ def sample_blocks(generator: Generator, blocks: list[tuple[torch.Tensor, int, fl
     """Several requests in one batched pass: for each ``(latents, seed, temperature, cond)`` block, the grids that
     :func:`sample_grids` gives it alone (each block draws its noise from its own seed)."""
     z = torch.cat([b[0] for b in blocks])
-    conds = [b[3] for b in blocks]
-    cond = None if conds[0] is None else Condition(
-        torch.cat([c.meter for c in conds]), None if conds[0].key is None else torch.cat([c.key for c in conds]))
+    cond = None if blocks[0][3] is None else Condition.cat([b[3] for b in blocks])
     sizes = [len(b[0]) for b in blocks]
     noise = BlockNoise([torch.Generator(device=z.device).manual_seed(b[1]) for b in blocks], sizes)
     temperature = torch.cat([torch.full((n,), float(b[2])) for n, b in zip(sizes, blocks)]).to(z.device)

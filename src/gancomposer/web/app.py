@@ -331,7 +331,7 @@ def _describe(cp: ComposedPiece, pid: str, model: str, kind: str, extra: dict) -
     label = f"{model}-seed{cp.seed}-{cp.meta.get('index', cp.piece.name.rsplit('-', 1)[-1])}"
     return {
         "id": pid, "model": model, "kind": kind, "name": p.name, "seed": cp.seed, **cp.meta, **extra,
-        "bars": cp.bars, "bar_quarters": cp.meter[0] * 4 / cp.meter[1], "tempo": p.tempo, "program": cp.program,
+        "bars": cp.bars, "bar_quarters": p.bar_quarters, "tempo": p.tempo, "program": cp.program,
         "label": label,
         "seconds": round(len(cp.grid) / cp.encoding.steps_per_quarter * 60 / p.tempo, 2),
         "notes": [[int(a), float(b), float(c)] for a, b, c in zip(p.pitch, p.start, p.duration)],
