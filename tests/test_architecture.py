@@ -65,7 +65,7 @@ def test_every_setting_has_help_text_and_help_config_lists_it(capsys):
     from dataclasses import fields
 
     from gancomposer.cli import main
-    from gancomposer.config import PRESETS, ModelConfig, TrainConfig
+    from gancomposer.config import AUTO_SETTINGS, PRESETS, ModelConfig, TrainConfig
 
     with pytest.raises(SystemExit):
         main(["train", "--help-config"])
@@ -73,7 +73,8 @@ def test_every_setting_has_help_text_and_help_config_lists_it(capsys):
     for cls in (ModelConfig, TrainConfig):
         for f in fields(cls):
             assert f.metadata.get("help"), f.name
-            assert f"\n{f.name} = {f.default!r}" in out and f.metadata["help"] in out, f.name
+            shown = "'auto'" if f.name in AUTO_SETTINGS else repr(f.default)
+            assert f"\n{f.name} = {shown}" in out and f.metadata["help"] in out, f.name
     assert all(f"preset {name}:" in out for name in PRESETS)
     assert "[gan | wgan-gp | hinge | lsgan]" in out
 

@@ -381,27 +381,104 @@ class Generator(nn.Module):
         return y, logits
 
 
+class PieceStatistics(nn.Module):
+    """Statistics of a whole piece that a listener (and ``gancomposer evaluate``) judges a style by, computed
+    from D's input so that G's gradients pass through them: how many notes sound (mean, spread, silent steps),
+    how often notes start and at which positions of the bar, how long they last, which pitch classes and
+    registers sound, which intervals sound together, and how every line and the top line move from one step to
+    the next.
+
+    Why D is given them: a recurrent D learns to tell G's pieces by local detail. Trained alone against a
+    pre-trained G it was right about 96 % of held-out pieces, yet its favourite quarter of G's pieces was as
+    easy to tell from the style by these statistics as the rest (two-sample accuracy 0.91 against 0.92), so G,
+    following D, fixed what D saw and nothing a listener hears. Every number is a sum over exact one-hot cells
+    (products of them for the intervals and the top line), so with straight-through samples its gradient says
+    which notes to add or drop.
+    """
+
+    MOTION = 12  # melodic steps counted up to an octave each way
+
+    def __init__(self, enc: Encoding, positions: int):
+        super().__init__()
+        self.voices = enc.cells if enc.kind == "voices" else 0
+        self.pitches = enc.states - 2 if self.voices else enc.cells
+        p = torch.arange(self.pitches)
+        self.register_buffer("fold", F.one_hot((enc.low + p) % 12, 12).float(), persistent=False)
+        above = p.unsqueeze(0) > p.unsqueeze(1)  # (p, q): q sounds above p
+        together = F.one_hot((p.unsqueeze(0) - p.unsqueeze(1)) % 12, 12).float() * above.unsqueeze(-1)
+        self.register_buffer("together", together, persistent=False)
+        step = p.unsqueeze(1) - p.unsqueeze(0)  # (p now, q before): the step from q to p
+        moves = F.one_hot((step + self.MOTION).clamp(0, 2 * self.MOTION), 2 * self.MOTION + 1).float()
+        self.register_buffer("moves", moves * (step.abs() <= self.MOTION).unsqueeze(-1), persistent=False)
+        self.size = 5 + positions + 12 + self.pitches + 12 + 2 * (2 * self.MOTION + 1)
+
+    def planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which pitches sound and which start in each step, ``(B, T, pitches)`` each, from D's input."""
+        b, t, _ = x.shape
+        if not self.voices:  # the roll: an onset plane, then a hold plane
+            planes = x.view(b, t, 2, self.pitches)
+            return planes[:, :, 0] + planes[:, :, 1], planes[:, :, 0]
+        planes = x.view(b, t, self.pitches + 1, self.voices)  # TIE, then the onset of each pitch
+        tie, onsets = planes[:, :, 0], planes[:, :, 1:]
+        sounding, now = [], torch.zeros_like(onsets[:, 0])
+        for i in range(t):  # a tie carries on whatever the voice sounded
+            now = onsets[:, i] + tie[:, i].unsqueeze(1) * now
+            sounding.append(now)
+        return torch.stack(sounding, 1).sum(-1), onsets.sum(-1)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """``(B, size)`` statistics of the pieces ``x`` ``(B, T, features)`` whose bar positions are ``pos``."""
+        sounding, onsets = self.planes(x.float())
+        voices, starts = sounding.sum(-1), onsets.sum(-1)
+        total = sounding.sum((1, 2)).clamp(min=1).unsqueeze(-1)
+        density = torch.stack([voices.mean(1), voices.var(1, unbiased=False), F.relu(1 - voices).mean(1),
+                               starts.mean(1), torch.log1p(sounding.sum((1, 2)) / (onsets.sum((1, 2)) + 1))], -1)
+        pos = pos.float()
+        rhythm = torch.einsum("btw,bt->bw", pos, starts) / pos.sum(1).clamp(min=1)
+        pitch_classes = torch.einsum("btp,pc->bc", sounding, self.fold) / total
+        register = sounding.sum(1) / total
+        harmony = torch.einsum("btp,btq,pqc->bc", sounding, sounding, self.together)
+        free = torch.flip(torch.cumprod(torch.flip(1 - sounding, [-1]), -1), [-1])  # nothing sounds from here up
+        top = sounding * torch.cat([free[..., 1:], torch.ones_like(free[..., :1])], -1)
+        motion = torch.einsum("btp,btq,pqk->bk", onsets[:, 1:], sounding[:, :-1], self.moves)
+        melody = torch.einsum("btp,btq,pqk->bk", top[:, 1:], top[:, :-1], self.moves)
+        return torch.cat([density, rhythm, pitch_classes, register, _share(harmony), _share(motion),
+                          _share(melody)], -1)
+
+
+def _share(counts: torch.Tensor) -> torch.Tensor:
+    return counts / (counts.sum(-1, keepdim=True) + 1)
+
+
 class Discriminator(nn.Module):
     """Features ``(B, T, (S - 1) P)`` -> one logit per piece; ``D(x) = sigmoid(logit)`` is in (0, 1).
 
     A per-step projection (with the position in the bar of the piece's meter), a bidirectional recurrent layer
-    over time, then mean- and max-pooling over time into features, scored by a linear layer plus, with keys, the
-    projection of the key's embedding on them.
+    over time, then mean- and max-pooling over time into features; with ``statistics``, a small network's
+    reading of the piece's :class:`PieceStatistics` joins them. The features are scored by a linear layer plus,
+    with keys, the projection of the key's embedding on them.
     """
 
     def __init__(
         self, *, features_per_step: int, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
-        hidden: int = 128, layers: int = 1, spectral_norm: bool = False,
+        hidden: int = 128, layers: int = 1, spectral_norm: bool = False, statistics: Encoding | None = None,
     ):
         super().__init__()
         self.positions = BarPositions(bar_steps)
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         self.inp = norm(nn.Linear(features_per_step + self.positions.width, hidden))
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True, bidirectional=True)
-        self.out = norm(nn.Linear(4 * hidden, 1))
+        width = 4 * hidden
+        self.statistics = None
+        if statistics is not None:
+            self.statistics = PieceStatistics(statistics, self.positions.width)
+            self.stats_in = norm(nn.Linear(self.statistics.size, hidden))
+            self.stats_out = norm(nn.Linear(hidden, hidden))
+            width += hidden
+        self.out = norm(nn.Linear(width, 1))
         self.keys = keys
         if keys:  # starts at zero: an untrained D ignores the key and learns from there what it implies
-            self.key_embed = nn.Embedding(keys, 4 * hidden)
+            self.key_embed = nn.Embedding(keys, width)
             nn.init.zeros_(self.key_embed.weight)
 
     @classmethod
@@ -409,16 +486,24 @@ class Discriminator(nn.Module):
         """D as ``cfg`` describes it, for pieces in ``enc`` in the meters (and keys) of ``conditions``."""
         return cls(features_per_step=enc.features_per_step, bar_steps=bar_steps(enc, conditions),
                    keys=conditions.n_keys, rnn=cfg.rnn, hidden=cfg.d_hidden, layers=cfg.d_layers,
-                   spectral_norm=cfg.spectral_norm)
+                   spectral_norm=cfg.spectral_norm, statistics=enc if cfg.d_statistics else None)
+
+    def piece_statistics(self, x: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
+        """The :class:`PieceStatistics` ``(B, size)`` of the pieces ``x`` (a D built with ``statistics``)."""
+        b, steps, _ = x.shape
+        return self.statistics(x, self.positions(None if cond is None else cond.meter, b, 0, steps))
 
     def forward(self, x: torch.Tensor, cond: Condition | None = None) -> DiscriminatorOutput:
         """Logits ``(B,)`` (apply ``torch.sigmoid`` for the probability that ``x`` is real) and the
-        penultimate features ``(B, 4 * hidden)`` of the same pass, for pieces composed under ``cond``."""
+        penultimate features ``(B, F)`` of the same pass, for pieces composed under ``cond``."""
         b, steps, _ = x.shape
         pos = self.positions(None if cond is None else cond.meter, b, 0, steps)
         h = F.leaky_relu(self.inp(torch.cat([x, pos.to(x.dtype)], -1)), 0.2)
         h, _ = self.rnn(h)
         feats = torch.cat([h.mean(1), h.amax(1)], -1)
+        if self.statistics is not None:
+            s = F.leaky_relu(self.stats_in(self.statistics(x, pos).to(feats.dtype)), 0.2)
+            feats = torch.cat([feats, F.leaky_relu(self.stats_out(s), 0.2)], -1)
         logits = self.out(feats).squeeze(-1)
         key = _key(self.keys, cond)
         if key is not None:

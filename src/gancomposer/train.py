@@ -209,6 +209,11 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 with torch.no_grad():
                     real_features = run.D(d.real.detach(), d.cond).features
                 loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
+            if cfg.statistics_matching > 0:
+                with torch.no_grad():
+                    real_stats = run.D.piece_statistics(d.real.detach(), d.cond)
+                fake_stats = run.D.piece_statistics(fake, d.cond)
+                loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             loss = loss + cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
     norm = optimizer_step(run, loss, run.opt_g, run.G, "G's loss")

@@ -1,0 +1,88 @@
+"""D's reading of a piece's statistics, the statistics-matching term of G's loss, and the default recipe's
+settings that scale with the data."""
+
+import json
+
+import pytest
+import torch
+
+from gancomposer.config import AUTO, apply, resolve
+from gancomposer.encoding import HOLD, ONSET, TIE, PianoRoll, Voices
+from gancomposer.losses import feature_matching
+from gancomposer.model import BarPositions, Discriminator, PieceStatistics, grid_features
+from gancomposer.train import train
+
+ROLL = PianoRoll(4, 60, 71)
+
+
+def chord_and_melody() -> torch.Tensor:
+    """Eight 16ths: C4 for four steps, E4 for two, G4 starting at step 4 (a roll of 12 pitches from C4)."""
+    g = torch.zeros(1, 8, 12, dtype=torch.long)
+    g[0, 0, 0], g[0, 1:4, 0] = ONSET, HOLD
+    g[0, 0, 4], g[0, 1, 4] = ONSET, HOLD
+    g[0, 4, 7] = ONSET
+    return g
+
+
+def statistics(enc, grid: torch.Tensor) -> torch.Tensor:
+    stats = PieceStatistics(enc, 16)
+    return stats(grid_features(grid, enc.states), BarPositions((16,))(None, 1, 0, grid.shape[1]))[0]
+
+
+def test_statistics_of_a_known_piece():
+    s = statistics(ROLL, chord_and_melody())
+    sounding = torch.tensor([2, 2, 1, 1, 1, 0, 0, 0.0])
+    assert s[0] == pytest.approx(sounding.mean().item())  # notes sounding per step
+    assert s[1] == pytest.approx(sounding.var(unbiased=False).item())
+    assert s[2] == pytest.approx(3 / 8)  # silent steps
+    assert s[3] == pytest.approx(3 / 8)  # onsets per step
+    pitch_classes = s[5 + 16 : 5 + 16 + 12]
+    assert pitch_classes[0] == pytest.approx(4 / 7) and pitch_classes[4] == pytest.approx(2 / 7)
+    assert pitch_classes[7] == pytest.approx(1 / 7)
+
+
+def test_roll_and_voices_give_the_same_statistics():
+    voices = Voices(4, 60, 71, 2)
+    g = torch.zeros(1, 8, 2, dtype=torch.long)  # the same music as two lines, top first
+    g[0, 0, 0], g[0, 1, 0], g[0, 4, 0] = 2 + 4, TIE, 2 + 7
+    g[0, 0, 1], g[0, 1:4, 1] = 2 + 0, TIE
+    assert torch.equal(statistics(voices, g), statistics(ROLL, chord_and_melody()))
+
+
+def test_statistics_matching_pulls_g_toward_the_real_notes():
+    """The gradient of the matching term, through straight-through one-hots, adds notes where the real pieces
+    have more of them."""
+    stats = PieceStatistics(ROLL, 16)
+    pos = BarPositions((16,))(None, 2, 0, 8)
+    real = grid_features(chord_and_melody().repeat(2, 1, 1), 3)
+    fake = torch.zeros_like(real, requires_grad=True)  # silence
+    loss = feature_matching(stats(real, pos), stats(fake, pos))
+    loss.backward()
+    assert fake.grad[:, 0, 0].sum() < 0  # more onsets of C4 at step 0 lowers the loss
+
+
+def test_d_reads_the_statistics_and_old_ds_do_not():
+    torch.manual_seed(0)
+    x = grid_features(chord_and_melody(), 3)
+    with_stats = Discriminator(features_per_step=ROLL.features_per_step, hidden=8, statistics=ROLL)
+    without = Discriminator(features_per_step=ROLL.features_per_step, hidden=8)
+    assert with_stats(x).features.shape[-1] == 5 * 8 and without(x).features.shape[-1] == 4 * 8
+    assert not any("stats" in k for k in without.state_dict())
+
+
+def test_auto_settings_scale_with_the_data():
+    cfg = resolve(None).train
+    assert cfg.pretrain_iters == AUTO and cfg.eval_every == AUTO
+    big, small, tiny = cfg.for_data(20_000), cfg.for_data(1000), cfg.for_data(10)
+    assert big.pretrain_iters == 3000 and small.pretrain_iters == 20 * 32  # 20 passes over 32 batches
+    assert tiny.pretrain_iters == 100  # never fewer
+    assert big.eval_every == big.checkpoint_every == 400  # about 10 in 3000 + 400 + 400 iterations
+    assert resolve(None, overrides=["pretrain_iters=auto", "eval_every=7"]).train.for_data(100).eval_every == 7
+
+
+def test_config_json_holds_the_resolved_values(tiny_data, tmp_path):
+    cfg = apply(resolve("tiny"), {"pretrain_iters": AUTO, "eval_every": AUTO, "checkpoint_every": AUTO,
+                                  "adversarial_iters": 2}, "test")
+    train(tiny_data, tmp_path / "run", cfg, progress=False, log=lambda s: None)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert stored["pretrain_iters"] > 0 and stored["eval_every"] >= 50 and stored["checkpoint_every"] >= 50
