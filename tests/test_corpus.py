@@ -36,6 +36,6 @@ def test_prepare_chorales_counts_and_second_run_is_fast(chorales_dir, tmp_path):
     cond = ds.conditions
     assert cond.meters[0] == (4, 4) and (3, 4) in cond.meters  # most chorales are in 4/4, some in 3/4
     assert cond.window_steps[0] == 64 and cond.window_steps[cond.meters.index((3, 4))] == 5 * 12
-    assert ds.train.shape[1:] == (max(cond.window_steps), ds.encoding.n_pitches)
-    assert ds.windows_in("train", 0).shape[1:] == (64, ds.encoding.n_pitches)
+    assert ds.train.shape[1:] == (max(cond.window_steps), ds.encoding.cells)
+    assert ds.windows_in("train", 0).shape[1:] == (64, ds.encoding.cells)
     assert len(ds.valid) > 0

@@ -47,7 +47,7 @@ def test_prepare_writes_windows_split_by_piece_and_manifest(tmp_path):
     ds = load_dataset(tmp_path / "ds")
     c = m["counts"]
     assert (c["pieces"], c["train_pieces"], c["valid_pieces"]) == (10, 8, 2)
-    assert ds.train.shape == (c["train_windows"], 64, ds.encoding.n_pitches)
+    assert ds.train.shape == (c["train_windows"], 64, ds.encoding.cells)
     # 6 bars, 4-bar windows, 1-bar hop: 3 windows per piece; training pieces in up to 5 keys
     assert c["valid_windows"] == 2 * 3
     assert set(ds.train_index[:, 2].tolist()) <= {-2, -1, 0, 1, 2}
@@ -192,7 +192,7 @@ def test_damaged_datasets_are_refused_in_one_line(tmp_path):
 
     def flip_one_value(d):
         a = np.load(d / "rolls.npy")
-        a[3, 4] = 7
+        a[3, 1] = 7
         np.save(d / "rolls.npy", a)
 
     def other_shape(d):

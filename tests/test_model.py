@@ -164,3 +164,20 @@ def test_g_and_d_work_for_any_number_of_states_per_cell():
     assert torch.allclose(g(z, teacher=onehot.argmax(-1)).logits, logits, atol=1e-5)
     d = Discriminator(features_per_step=4 * 4, bar_steps=(12,), hidden=8)
     assert d(onehot_to_features(onehot)).logits.shape == (3,)
+
+
+def test_voice_by_voice_sampling_sees_every_voice_above_and_equals_teacher_forcing():
+    # the voices encoding draws one voice at a time (chord_block 1): a voice's logits move with the state of
+    # the voice drawn just before it in the same step, never with one drawn after it
+    torch.manual_seed(0)
+    g = Generator(cells=4, states=7, bar_steps=(12,), hidden=16, layers=1, latent_dim=6, step_noise_dim=0,
+                  chord_hidden=5, chord_block=1)
+    torch.nn.init.normal_(g.chord_v, std=2.0)
+    z = torch.randn(3, 6)
+    onehot, logits, _ = g(z, 8)
+    assert torch.allclose(g(z, teacher=onehot.argmax(-1)).logits, logits, atol=1e-5)
+    states = onehot.argmax(-1)
+    changed = states.clone()
+    changed[:, :, 1] = (states[:, :, 1] + 1) % 7  # another state for voice 1 only
+    a, b = g(z, teacher=states).logits, g(z, teacher=changed).logits
+    assert torch.allclose(a[:, 0, :2], b[:, 0, :2]) and not torch.allclose(a[:, 0, 2], b[:, 0, 2])

@@ -36,12 +36,15 @@ def test_pitch_order_split_of_a_piano_piece_with_a_known_answer():
     assert (48, 0.0, 2.5) in decoded  # the bass gave way to the newest note when every voice was busy
 
 
-def test_auto_picks_one_voice_for_melodies_and_the_roll_for_chords():
+def test_auto_picks_voices_for_melodies_and_part_music_and_the_roll_for_full_chords():
     roll = PianoRoll(4, 40, 90)
     melodies = [piece([n for n in tune(t, MAJOR, (4, 4), 4).notes() if n[0] >= 60]) for t in range(3)]
     assert choose_encoding("auto", roll, melodies) == Voices(4, 40, 90, 1)
-    assert choose_encoding("auto", roll, [scale_piece()]) == roll
-    assert choose_encoding("voices", roll, [scale_piece()]) == Voices(4, 40, 90, 2)
+    assert choose_encoding("auto", roll, [scale_piece()]) == Voices(4, 40, 90, 2)
+    # seven-note chords on every beat (a pianist's): more voices than part music needs, so the roll
+    chords = piece([(p, float(b), 1.0) for b in range(16) for p in (43, 50, 55, 59, 62, 67, 71)])
+    assert choose_encoding("auto", roll, [chords]) == roll
+    assert choose_encoding("voices", roll, [chords]) == Voices(4, 40, 90, 7)
     assert choose_encoding("roll", roll, melodies) == roll
 
 

@@ -59,7 +59,7 @@ class PrepareOptions:
     valid_fraction: float = 0.1
     transpose: tuple[int, int] = (0, 0)  # augmentation of training pieces, semitones, inclusive
     normalize_key: bool = False  # move every piece to C major / A minor first
-    encoding: str = "auto"  # roll, voices, or auto: voices for a corpus of single lines, else the piano roll
+    encoding: str = "auto"  # roll, voices, or auto: voices when at most 6 hold the corpus, else the piano roll
     seed: int = 0
     limits: Limits = field(default_factory=Limits)
 
@@ -290,6 +290,9 @@ def _usable_pieces(sources: list[Source], options: PrepareOptions) -> tuple[list
 #: Share of sounding grid steps a number of voices must hold for ``auto`` and ``voices`` to choose it.
 VOICE_COVERAGE = 0.99
 MAX_VOICES = 8
+#: The most voices ``auto`` chooses: part music (chorales with their instrumental parts, madrigals, string
+#: quartets with double stops) needs 4-6; piano music with full chords (a rag: 7) keeps the roll.
+AUTO_MAX_VOICES = 6
 
 
 def polyphony(pieces: list[Piece], roll: PianoRoll) -> np.ndarray:
@@ -301,8 +304,8 @@ def polyphony(pieces: list[Piece], roll: PianoRoll) -> np.ndarray:
 
 def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece]) -> Encoding:
     """The encoding ``prepare --encoding`` asks for. ``voices`` gets as many voices as hold 99 % of the sounding
-    steps (at most 8); ``auto`` picks one voice for a corpus of single melodic lines (one note at a time in 99 %
-    of its steps: folk tunes, melodies), where a line cannot split into chords by construction, and the piano
+    steps (at most 8); ``auto`` picks the voices when that is at most 6 (melodies, part music: each line is
+    then a line by construction, and the model learns in a third of the time the roll takes) and the piano
     roll otherwise (it keeps any polyphony)."""
     if kind not in ("auto", "roll", "voices"):
         raise UserError(f"unknown encoding {kind!r}; choose auto, roll or voices")
@@ -310,7 +313,7 @@ def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece]) -> Encoding
         return roll
     sounding = polyphony(pieces, roll)
     needed = int(np.quantile(sounding, VOICE_COVERAGE, method="higher")) if len(sounding) else 1
-    if kind == "auto" and needed > 1:
+    if kind == "auto" and needed > AUTO_MAX_VOICES:
         return roll
     return Voices(roll.steps_per_quarter, roll.low, roll.high, min(needed, MAX_VOICES))
 

@@ -71,6 +71,12 @@ class Encoding(ABC):
         num, den = meter
         return int(round(num * 4 * self.steps_per_quarter / den))
 
+    @property
+    def chord_block(self) -> int:
+        """Cells G draws together within one grid step, each block seeing the blocks drawn before it: one (every
+        cell sees every cell before it) unless an encoding has too many cells for that to be fast."""
+        return 1
+
     @abstractmethod
     def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
         """``piece`` as a ``(steps, cells)`` uint8 grid; ``n_steps`` pads with silence or cuts."""
@@ -138,6 +144,12 @@ class PianoRoll(Encoding):
     @property
     def states(self) -> int:
         return N_STATES
+
+    @property
+    def chord_block(self) -> int:
+        # three semitones hold two voices only a second apart, which chorales rarely have, and drawing three
+        # pitches at once makes sampling three times faster than one pitch at a time
+        return 3
 
     @classmethod
     def from_fields(cls, d: dict) -> PianoRoll:

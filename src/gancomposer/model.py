@@ -45,9 +45,6 @@ from .config import ModelConfig
 from .encoding import Encoding
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
-# Pitches drawn together in one NADE step: three semitones hold two voices only a second apart, which
-# chorales rarely have, and blocks of three make sampling three times faster than one pitch at a time.
-CHORD_BLOCK = 3
 
 
 def rnn_class(kind: str) -> type[nn.Module]:
@@ -193,10 +190,11 @@ class Generator(nn.Module):
     def __init__(
         self, *, cells: int, states: int = 3, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         latent_dim: int = 64, step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
-        pitch_classes: np.ndarray | None = None,
+        pitch_classes: np.ndarray | None = None, chord_block: int = 3,
     ):
         super().__init__()
         self.cells, self.states, self.chord_hidden, self.keys = cells, states, chord_hidden, keys
+        self.chord_block = chord_block  # cells drawn together within a step (Encoding.chord_block)
         self.latent_dim, self.step_noise_dim = latent_dim, step_noise_dim
         self.hidden, self.layers, self.kind = hidden, layers, rnn
         n_state = layers * hidden * (2 if rnn == "lstm" else 1)
@@ -230,7 +228,7 @@ class Generator(nn.Module):
         return cls(cells=enc.cells, states=enc.states, bar_steps=bar_steps(enc, conditions),
                    keys=conditions.n_keys, pitch_classes=enc.state_pitch_classes(), rnn=cfg.rnn,
                    latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
-                   layers=cfg.g_layers, chord_hidden=cfg.chord_hidden)
+                   layers=cfg.g_layers, chord_hidden=cfg.chord_hidden, chord_block=enc.chord_block)
 
     @torch.no_grad()
     def init_from_data(self, rolls: torch.Tensor) -> None:
@@ -341,7 +339,7 @@ class Generator(nn.Module):
         if self.chord_hidden:
             # each cell sees the real states of the cells below it in the same step: an exclusive cumsum
             moves = torch.einsum("btpk,pkh->btph", onehot, self.chord_w)
-            k, pad = CHORD_BLOCK, -self.cells % CHORD_BLOCK
+            k, pad = self.chord_block, -self.cells % self.chord_block
             moves = F.pad(moves, (0, 0, 0, pad)).view(b, steps, -1, k, moves.shape[-1]).sum(3)
             below = (moves.cumsum(2) - moves).repeat_interleave(k, 2)[:, :, : self.cells]
             a = self.chord_in(h).unsqueeze(2) + below
@@ -355,7 +353,7 @@ class Generator(nn.Module):
         The loop runs once per block and grid step, so it is written for few tensor operations: cells and
         states are flattened to ``P * S`` columns, and without gradients only the drawn indices are kept.
         """
-        b, n, k, ns = base.shape[0], self.cells, CHORD_BLOCK, self.states
+        b, n, k, ns = base.shape[0], self.cells, self.chord_block, self.states
         a = self.chord_in(h)
         v = self.chord_v.permute(1, 0, 2).reshape(-1, n * ns)  # (H, P*S)
         moves = F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * ns, -1)  # (P*S, H); state 0 moves nothing
