@@ -78,7 +78,7 @@ def prepare_loop(work: Path, kills: int, rng: random.Random, files: int = 400) -
                 load_dataset(out)
                 consistent += 1
             except UserError as e:
-                raise SystemExit(f"kill {k + 1} after {delay:.2f} s: inconsistent dataset: {e}")
+                raise SystemExit(f"kill {k + 1} after {delay:.2f} s: inconsistent dataset: {e}") from None
     time.sleep(0.5)  # let the kernel reap workers killed with their parent
     lingering = orphans()
     final = cli("prepare", str(src), "--out", str(out), "--quiet", "--transpose=-5..6")
@@ -86,7 +86,8 @@ def prepare_loop(work: Path, kills: int, rng: random.Random, files: int = 400) -
     load_dataset(out)
     left = leftovers(out)
     print(f"prepare: {kills} kills at random over a {full:.1f} s run; dataset consistent after every kill "
-          f"({consistent} present, {kills - consistent} absent); {mid_write} kills left a staging folder behind; orphaned workers after kills: {lingering}; "
+          f"({consistent} present, {kills - consistent} absent); {mid_write} kills left a staging folder behind; "
+          f"orphaned workers after kills: {lingering}; "
           f"re-run {'succeeded' if ok else 'FAILED'}; leftover temporaries: {len(left)}")
     if not ok or left or lingering:
         raise SystemExit(f"FAILED: {left[:5]}")
@@ -98,8 +99,8 @@ def train_loop(work: Path, kills: int, rng: random.Random, iters: int = 60) -> N
     data, run = work / "ds", work / "run"
     if not data.exists():
         prepare([], data, corpus="bach-chorales", progress=False, log=lambda s: None)
-    args = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--quiet", f"adversarial_iters={iters}",
-            "checkpoint_every=5", "--threads", "1"]
+    args = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--quiet",
+            f"adversarial_iters={iters}", "checkpoint_every=5", "--threads", "1"]
     t = time.perf_counter()
     first = cli(*args)
     assert first.wait() == 0, first.stderr.read()
@@ -108,7 +109,7 @@ def train_loop(work: Path, kills: int, rng: random.Random, iters: int = 60) -> N
 
     shutil.rmtree(run)
     resumed = 0
-    for k in range(kills):
+    for _ in range(kills):
         started = (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("step-*.safetensors"))
         kill_at_random(args + (["--resume"] if started else []), full, rng)
         resumed += started

@@ -106,8 +106,8 @@ def main() -> None:
     levels = {name: {"Markov baseline": base["markov"][key], "real (valid vs train)":
                      base["reference (valid vs train)"][key]} for name, key in keys.items()}
     save_curve(mins, series, "training minutes (this 2-core CPU)", out / "time_to_quality.png",
-               title="gancomposer bach preset: evaluate's headline numbers against training time", levels=levels,
-               mark=pretrain_end(points), mark_label="adversarial phase starts")
+               title=f"evaluate's headline numbers against training time (temperature {args.temperature:g})",
+               levels=levels, mark=pretrain_end(points), mark_label="adversarial phase starts")
 
     meeting = [p for p in points if p["meets_bars"]]
     chosen = meeting[-1] if meeting else min(

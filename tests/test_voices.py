@@ -5,6 +5,7 @@ from gancomposer.compose import Composer
 from gancomposer.config import resolve
 from gancomposer.dataset import PrepareOptions, choose_encoding, load_dataset, prepare
 from gancomposer.encoding import PianoRoll, Voices, snap_to_grid
+from gancomposer.io.midi import read_midi, write_midi
 from gancomposer.train import train
 from helpers import piece, scale_piece, write_piece
 from test_conditions import MAJOR, MINOR, tune
@@ -21,6 +22,20 @@ def test_round_trip_of_part_wise_music_with_unisons_rests_and_repeated_notes():
     line = piece([n for n in melody.notes() if n[0] >= 60])
     one = Voices(4, 40, 90, 1)
     assert one.decode(one.encode(line)).notes() == line.notes()
+
+
+def test_decoded_voices_are_one_midi_track_each_and_read_back_as_the_same_notes(tmp_path):
+    import symusic
+
+    enc = Voices(4, 40, 80, 3)
+    p = piece([(72, 0, 1), (67, 0, 2), (48, 0, 4), (71, 1, 1), (50, 2.5, 0.5), (72, 2, 2)])
+    decoded = enc.decode(enc.encode(p))
+    assert decoded.part is not None and sorted(set(decoded.part.tolist())) == [0, 1, 2]
+    write_midi(decoded, tmp_path / "v.mid")
+    score = symusic.Score(str(tmp_path / "v.mid"))
+    assert [t.name for t in score.tracks] == ["voice 1", "voice 2", "voice 3"]
+    assert [sorted(n.pitch for n in t.notes) for t in score.tracks] == [[71, 72, 72], [50, 67], [48]]
+    assert sorted(read_midi(tmp_path / "v.mid").notes()) == sorted(p.notes())
 
 
 def test_pitch_order_split_of_a_piano_piece_with_a_known_answer():

@@ -275,8 +275,6 @@ def test_200_composes_keep_the_folder_under_its_cap(tiny_run, tmp_path):
 def test_progress_is_reported_and_a_compose_whose_client_has_gone_stops(tiny_run, tmp_path):
     import asyncio
 
-    from starlette.requests import Request
-
     from gancomposer.web.app import ClientsGone, ComposeRequest, Job
 
     state = create_app({"tiny": tiny_run}, tmp_path / "o").state.composer_state

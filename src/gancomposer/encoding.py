@@ -225,20 +225,29 @@ class Voices(Encoding):
         on, off, pitch = on[keep], off[keep], piece.pitch[keep].astype(np.int64)
         steps = int(off.max()) if len(off) else 0
         grid = np.zeros((max(steps, n_steps or 0), self.voices), np.uint8)
-        ends, starts = [0] * self.voices, [-1] * self.voices  # the note each voice holds
-        for i in np.lexsort((-pitch, on)):  # by onset, then from the top down
-            a, b = int(on[i]), int(off[i])
-            free = [v for v in range(self.voices) if ends[v] <= a and starts[v] != a]
-            if free:
-                v = free[0]
+        order = np.lexsort((-pitch, on))  # by onset, then from the top down
+        on, off, state = on[order], off[order].copy(), (2 + pitch[order] - self.low).astype(np.uint8)
+        ends, starts = [0] * self.voices, [-1] * self.voices  # the note each voice holds...
+        last = [0] * self.voices  # ...and its number
+        assigned, voices = [-1] * len(on), range(self.voices)
+        for j, (a, b) in enumerate(zip(on.tolist(), off.tolist())):
+            for v in voices:  # the first free voice
+                if ends[v] <= a and starts[v] != a:
+                    break
             else:  # every voice busy: the note started first gives way, unless all started here too
-                v = min(range(self.voices), key=lambda u: starts[u])
+                v = min(voices, key=starts.__getitem__)
                 if starts[v] == a:
                     continue
-            grid[a, v] = 2 + pitch[i] - self.low
-            grid[a + 1 : b, v] = TIE
-            grid[b : ends[v], v] = REST  # a note cut short by this one ends where this one ends
-            ends[v], starts[v] = b, a
+                off[last[v]] = a  # the note given up ends where this one starts
+            assigned[j], last[v], ends[v], starts[v] = v, j, b, a
+        voice = np.asarray(assigned, np.int64)
+        kept = voice >= 0
+        voice, start, end, state = voice[kept], on[kept], off[kept], state[kept]
+        # each note: its onset, then TIE cells up to its end (the notes of one voice no longer overlap)
+        held = np.maximum(end - start - 1, 0)
+        first = np.repeat(start + 1 - np.cumsum(held) + held, held)
+        grid[first + np.arange(len(first)), np.repeat(voice, held)] = TIE
+        grid[start, voice] = state
         return grid[:n_steps] if n_steps is not None else grid[:steps]
 
     def decode(self, grid: np.ndarray, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
@@ -254,7 +263,7 @@ class Voices(Encoding):
         flat = v * (grid.shape[0] + 1) + s
         length = next_not_tie[flat + 1] - flat
         spq = self.steps_per_quarter
-        return Piece(grid[s, v].astype(np.int64) - 2 + self.low, s / spq, length / spq, tempo, meter, name)
+        return Piece(grid[s, v].astype(np.int64) - 2 + self.low, s / spq, length / spq, tempo, meter, name, part=v)
 
 
 ENCODINGS: dict[str, type[Encoding]] = {PianoRoll.kind: PianoRoll, Voices.kind: Voices}

@@ -25,6 +25,8 @@ class Piece:
         name: a label (usually the file name, plus the tune number for multi-tune files).
         meter_changes: later time signatures, as ``(time in quarter notes, numerator, denominator)``, in time
             order (``time_signature`` holds from 0 to the first of them).
+        part: the voice (part, track) each note belongs to, ``(n,)``, or None when the piece has no parts;
+            a MIDI file gets one track per part.
     """
 
     pitch: np.ndarray
@@ -35,6 +37,7 @@ class Piece:
     name: str = ""
     velocity: np.ndarray | None = field(default=None, repr=False)
     meter_changes: tuple[tuple[float, int, int], ...] = ()
+    part: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.pitch = np.asarray(self.pitch, dtype=np.int16).reshape(-1)
@@ -47,11 +50,17 @@ class Piece:
             )
         if self.velocity is not None:
             self.velocity = np.asarray(self.velocity, dtype=np.int16).reshape(-1)
+        if self.part is not None:
+            self.part = np.asarray(self.part, dtype=np.int16).reshape(-1)
+            if len(self.part) != n:
+                raise ValueError(f"part must have one entry per note, got {len(self.part)} for {n} notes")
         order = np.lexsort((self.pitch, self.start))
         if not np.all(order == np.arange(n)):
             self.pitch, self.start, self.duration = self.pitch[order], self.start[order], self.duration[order]
             if self.velocity is not None:
                 self.velocity = self.velocity[order]
+            if self.part is not None:
+                self.part = self.part[order]
         self.time_signature = (int(self.time_signature[0]), int(self.time_signature[1]))
         self.meter_changes = tuple((float(t), int(n), int(d)) for t, n, d in self.meter_changes)
 
@@ -77,7 +86,7 @@ class Piece:
         """A copy shifted by ``semitones``."""
         return Piece(
             self.pitch + semitones, self.start.copy(), self.duration.copy(),
-            self.tempo, self.time_signature, self.name, self.velocity, self.meter_changes,
+            self.tempo, self.time_signature, self.name, self.velocity, self.meter_changes, self.part,
         )
 
     def split_at_meter_changes(self) -> list[Piece]:
@@ -95,5 +104,6 @@ class Piece:
             end = np.minimum(self.start[sel] + self.duration[sel], t1)
             out.append(Piece(self.pitch[sel], self.start[sel] - t0, end - self.start[sel], self.tempo, (num, den),
                              f"{self.name} (part {j + 1}, {num}/{den})",
-                             None if self.velocity is None else self.velocity[sel]))
+                             None if self.velocity is None else self.velocity[sel],
+                             part=None if self.part is None else self.part[sel]))
         return out

@@ -78,18 +78,23 @@ def meters_of(signatures: list[tuple[float, int, int]]) -> tuple[tuple[int, int]
 def write_midi(
     piece: Piece, path: str | os.PathLike, *, program: int = 0, track_name: str = "gancomposer"
 ) -> None:
-    """Write ``piece`` as a one-track, format 1 MIDI file (atomically), with its tempo and time signatures."""
+    """Write ``piece`` as a format 1 MIDI file (atomically), with its tempo and time signatures: one track, or
+    one per part (named ``voice 1``, ``voice 2``, ... top first) when the piece has parts."""
     score = symusic.Score(TICKS_PER_QUARTER)
     score.tempos.append(symusic.Tempo(0, float(piece.tempo)))
     score.time_signatures.append(symusic.TimeSignature(0, *piece.time_signature))
     for t, num, den in piece.meter_changes:
         score.time_signatures.append(symusic.TimeSignature(int(round(t * TICKS_PER_QUARTER)), num, den))
-    track = symusic.Track(track_name, int(program), False)
     starts = np.round(piece.start * TICKS_PER_QUARTER).astype(np.int64)
     ends = np.round((piece.start + piece.duration) * TICKS_PER_QUARTER).astype(np.int64)
     velocity = piece.velocity if piece.velocity is not None else np.full(len(piece), 80)
-    for p, s, e, v in zip(piece.pitch.tolist(), starts.tolist(), ends.tolist(), velocity.tolist()):
-        track.notes.append(symusic.Note(s, max(1, e - s), p, int(min(127, max(1, v)))))
-    score.tracks.append(track)
+    parts = piece.part if piece.part is not None else np.zeros(len(piece), np.int16)
+    for part in np.unique(parts).tolist() or [0]:  # an empty piece still gets its one track
+        name = f"voice {part + 1}" if piece.part is not None else track_name
+        track = symusic.Track(name, int(program), False)
+        for i in np.flatnonzero(parts == part).tolist():
+            track.notes.append(symusic.Note(int(starts[i]), max(1, int(ends[i] - starts[i])), int(piece.pitch[i]),
+                                            int(min(127, max(1, velocity[i])))))
+        score.tracks.append(track)
     with atomic_path(path) as tmp:
         score.dump_midi(str(tmp))
