@@ -4,7 +4,7 @@ import json
 import time
 
 from gancomposer.dataset import load_dataset, load_sources
-from gancomposer.encoding import Encoding, PianoRoll, pitch_span, snap_to_grid
+from gancomposer.encoding import Encoding, PianoRoll, Voices, grid_times, pitch_span, snap_to_grid
 from gancomposer.corpora import get_corpus
 
 
@@ -20,6 +20,16 @@ def test_every_bundled_chorale_round_trips(chorales_dir):
         merged += len(p) - len(canon)
     # Unisons and instruments doubling a voice (colla parte) merge; they are a small share of all notes.
     assert merged < 0.05 * sum(len(p) for p in pieces)
+    # as voices from the parts, every note on the grid comes back, unisons too
+    voices, by_parts = Voices(4, *pitch_span(pieces), 6, by_parts=True), 0
+    for p in pieces:
+        on, off = grid_times(p, 4)
+        on_grid = sorted(zip(p.pitch.tolist(), (on / 4).tolist(), ((off - on) / 4).tolist()))
+        decoded = voices.decode(voices.encode(p))
+        if voices.follows_parts(p):
+            by_parts += 1
+            assert sorted(decoded.notes()) == on_grid, p.name
+    assert by_parts >= 330
 
 
 def test_prepare_chorales_counts_and_second_run_is_fast(chorales_dir, tmp_path):

@@ -1,6 +1,7 @@
 """Bad input: skipped with one line naming the file and the reason; never a traceback or a hang."""
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def test_a_compressed_score_bomb_is_skipped_fast_and_small(tmp_path):
     assert r.returncode == 0 and "skipped" in r.stderr and "bomb.mxl" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_stopping_prepare_prints_one_line_from_one_process(tmp_path):
+def test_stopping_prepare_prints_one_line_from_one_process(tmp_path, tmp_path_factory):
     """Ctrl-C or SIGTERM while the workers read: one line, exit 130, no worker tracebacks, nothing left."""
     import signal
 
@@ -79,9 +80,11 @@ def test_stopping_prepare_prints_one_line_from_one_process(tmp_path):
     for i in range(300):
         write_piece(folder / f"p{i}.mid", scale_piece(offset=i % 12, bars=64))
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # an empty cache each time: with the files already read, prepare could end before the signal lands
+        env = {**os.environ, "GANCOMPOSER_CACHE": str(tmp_path_factory.mktemp("cache"))}
         proc = subprocess.Popen([sys.executable, "-m", "gancomposer", "prepare", str(folder), "--out",
                                  str(tmp_path / "ds"), "--transpose=-5..6"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=env)
         err = ""
         while "reading" not in err:  # the progress bar: the workers are running
             err += proc.stderr.read(1)

@@ -99,6 +99,26 @@ def test_musicxml_with_pickup_and_ties(tmp_path):
                          (71, 4.5, 0.5), (72, 5.0, 1.0)]
 
 
+def test_each_note_keeps_its_score_part_or_midi_track(tmp_path):
+    f = tmp_path / "a.musicxml"
+    f.write_text(MUSICXML)
+    (p,) = read_file(f)
+    assert [(n, int(k)) for n, k in zip(p.notes(), p.part)] == [
+        ((43, 2.0, 1.0), 1), ((67, 2.0, 1.0), 0), ((48, 3.0, 3.0), 1), ((72, 3.0, 1.5), 0),
+        ((71, 4.5, 0.5), 0), ((72, 5.0, 1.0), 0)]
+    two = piece([(60, 0, 1), (64, 0, 1), (62, 1, 1)], part=[1, 0, 0])
+    write_midi(two, tmp_path / "two.mid")
+    back = read_midi(tmp_path / "two.mid")
+    assert [(n, int(k)) for n, k in zip(back.notes(), back.part)] == [((60, 0.0, 1.0), 1), ((64, 0.0, 1.0), 0),
+                                                                      ((62, 1.0, 1.0), 0)]
+    write_midi(piece([(60, 0, 1)]), tmp_path / "one.mid")
+    assert read_midi(tmp_path / "one.mid").part is None  # one track: no parts to tell apart
+    from gancomposer.cache import pieces_from_bytes, pieces_to_bytes
+
+    again = pieces_from_bytes(pieces_to_bytes([back, piece([(60, 0, 1)])]))
+    assert again[0].part.tolist() == back.part.tolist() and again[1].part is None
+
+
 def test_abc_file_with_two_tunes_gives_two_pieces(tmp_path):
     f = tmp_path / "tunes.abc"
     f.write_text(ABC)

@@ -38,6 +38,24 @@ def test_decoded_voices_are_one_midi_track_each_and_read_back_as_the_same_notes(
     assert sorted(read_midi(tmp_path / "v.mid").notes()) == sorted(p.notes())
 
 
+def test_parts_that_are_single_lines_keep_their_voices_even_where_they_cross():
+    enc = Voices(4, 40, 80, 3, by_parts=True)
+    # the alto (part 1) rises above the soprano (part 0) on beat 3; the bass (part 2) holds
+    notes = [(72, 0, 1), (71, 1, 1), (67, 2, 2), (67, 0, 1), (69, 1, 1), (74, 2, 2), (48, 0, 4)]
+    p = piece(notes, part=[0, 0, 0, 1, 1, 1, 2])
+    grid = enc.encode(p)
+    lines = [[int(c) - 2 + 40 for c in grid[:, v] if c >= 2] for v in range(3)]
+    assert lines == [[72, 71, 67], [67, 69, 74], [48]]
+    assert sorted(enc.decode(grid).notes()) == sorted(p.notes())
+    by_pitch = enc.encode(piece(notes))  # without parts: the top note is voice 0 at every onset
+    assert [int(c) - 2 + 40 for c in by_pitch[:, 0] if c >= 2] == [72, 71, 74]
+    assert (Voices(4, 40, 80, 3).encode(p) == by_pitch).all()  # and so without by_parts
+    old_manifest = {k: v for k, v in Voices(4, 40, 80, 3).to_dict().items() if k != "by_parts"}
+    assert Voices.from_dict(enc.to_dict()) == enc and Voices.from_dict(old_manifest).by_parts is False
+    chord = piece(notes + [(60, 0, 1)], part=[0, 0, 0, 1, 1, 1, 2, 2])  # a part with two notes at once
+    assert (enc.encode(chord) == enc.encode(piece(notes + [(60, 0, 1)]))).all()  # so: by pitch order
+
+
 def test_pitch_order_split_of_a_piano_piece_with_a_known_answer():
     enc = Voices(4, 36, 84, 3)
     # a held bass, chords above it, then a note that finds every voice busy
@@ -60,6 +78,7 @@ def test_auto_picks_voices_for_melodies_and_part_music_and_the_roll_for_full_cho
     chords = piece([(p, float(b), 1.0) for b in range(16) for p in (43, 50, 55, 59, 62, 67, 71)])
     assert choose_encoding("auto", roll, [chords]) == roll
     assert choose_encoding("voices", roll, [chords]) == Voices(4, 40, 90, 7)
+    assert choose_encoding("auto", roll, melodies, "parts") == Voices(4, 40, 90, 1, by_parts=True)
     assert choose_encoding("roll", roll, melodies) == roll
 
 

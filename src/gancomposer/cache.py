@@ -18,7 +18,7 @@ from .files import atomic_path
 from .piece import Piece
 
 #: Bump when a reader's output changes, so old entries are ignored.
-READER_VERSION = 2
+READER_VERSION = 3  # 3: each note's part
 
 
 def cache_dir() -> Path:
@@ -55,6 +55,8 @@ def pieces_to_bytes(pieces: list[Piece]) -> bytes:
         names=np.array([p.name for p in pieces], dtype=str),
         changes=np.array([(i, *c) for i, p in enumerate(pieces) for c in p.meter_changes],
                          dtype=np.float64).reshape(-1, 4),
+        part=np.concatenate([p.part if p.part is not None else np.full(len(p), -1, np.int16) for p in pieces])
+        if pieces else np.zeros(0, np.int16),
     )
     return buf.getvalue()
 
@@ -66,7 +68,8 @@ def pieces_from_bytes(data: bytes) -> list[Piece]:
         return [
             Piece(z["pitch"][a:b], z["start"][a:b], z["duration"][a:b], float(z["tempo"][i]),
                   tuple(z["ts"][i].tolist()), name,
-                  meter_changes=tuple((t, int(n), int(d)) for _, t, n, d in changes[changes[:, 0] == i]))
+                  meter_changes=tuple((t, int(n), int(d)) for _, t, n, d in changes[changes[:, 0] == i]),
+                  part=z["part"][a:b] if b > a and z["part"][a] >= 0 else None)
             for i, name, a, b in zip(range(len(bounds) - 1), z["names"].tolist(), bounds[:-1], bounds[1:])
         ]
 

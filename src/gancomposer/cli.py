@@ -60,6 +60,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         transpose=args.transpose,
         normalize_key=args.normalize_key,
         encoding=args.encoding,
+        voices_from=args.voices_from,
         seed=args.seed,
         limits=Limits(
             max_bytes=int(args.max_file_mb * 2**20), max_notes=args.max_notes,
@@ -73,7 +74,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         f"prepared {args.out}: {c['pieces']} pieces ({c['train_pieces']} train, {c['valid_pieces']} valid); "
         f"{c['train_windows']} train and {c['valid_windows']} valid windows of whole bars in "
         f"{', '.join(meter_name(x) for x in m['conditions']['meters'])}; "
-        + (f"{e['voices']} voice{'s' * (e['voices'] > 1)}" if e["kind"] == "voices" else "a piano roll")
+        + (f"{e['voices']} voice{'s' * (e['voices'] > 1)}" + (
+            f" (from the parts in {c['pieces_voiced_by_parts']} pieces, by pitch order in the rest)"
+            if c.get("pieces_voiced_by_parts") else "") if e["kind"] == "voices" else "a piano roll")
         + f" over {e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
         f"skipped {c['skipped_files']} of {c['files']} files"
         + (f"; {c['notes_out_of_range']} notes outside the pitch range left out (in "
@@ -341,8 +344,11 @@ def _add_data_commands(sub) -> None:
                    help="augment training pieces by these transpositions, e.g. -5..6")
     p.add_argument("--normalize-key", action="store_true", help="move every piece to C major / A minor")
     p.add_argument("--encoding", choices=("auto", "roll", "voices"), default="auto",
-                   help="roll: a piano roll (any polyphony); voices: monophonic lines; auto (default): one voice "
-                        "for a corpus of single melodic lines, else the roll")
+                   help="roll: a piano roll (any polyphony); voices: monophonic lines; auto (default): voices when "
+                        "at most 6 hold the corpus, else the roll")
+    p.add_argument("--voices-from", choices=("pitch", "parts"), default="pitch",
+                   help="how notes go to voices: pitch (default): by pitch order at each onset; parts: each score "
+                        "part or MIDI track that is a single line keeps its own voice")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
     p.add_argument("--include-drums", action="store_true", help="keep MIDI drum tracks")
     p.add_argument("--max-file-mb", type=float, default=4.0, help="skip files larger than this")

@@ -60,6 +60,7 @@ class PrepareOptions:
     transpose: tuple[int, int] = (0, 0)  # augmentation of training pieces, semitones, inclusive
     normalize_key: bool = False  # move every piece to C major / A minor first
     encoding: str = "auto"  # roll, voices, or auto: voices when at most 6 hold the corpus, else the piano roll
+    voices_from: str = "pitch"  # pitch: voices by pitch order; parts: from the parts where they are single lines
     seed: int = 0
     limits: Limits = field(default_factory=Limits)
 
@@ -221,7 +222,7 @@ def prepare(
             pieces, outside = _mostly_in_range(pieces, enc)
             skipped += outside
         if pieces:
-            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces])
+            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces], options.voices_from)
         for item in skipped:
             log(f"skipped {item['path']}: {item['reason']}")
         if not pieces:
@@ -302,20 +303,22 @@ def polyphony(pieces: list[Piece], roll: PianoRoll) -> np.ndarray:
     return counts[counts > 0]
 
 
-def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece]) -> Encoding:
+def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from: str = "pitch") -> Encoding:
     """The encoding ``prepare --encoding`` asks for. ``voices`` gets as many voices as hold 99 % of the sounding
     steps (at most 8); ``auto`` picks the voices when that is at most 6 (melodies, part music: each line is
     then a line by construction, and the model learns in a third of the time the roll takes) and the piano
     roll otherwise (it keeps any polyphony)."""
     if kind not in ("auto", "roll", "voices"):
         raise UserError(f"unknown encoding {kind!r}; choose auto, roll or voices")
+    if voices_from not in ("pitch", "parts"):
+        raise UserError(f"unknown voices_from {voices_from!r}; choose pitch or parts")
     if kind == "roll":
         return roll
     sounding = polyphony(pieces, roll)
     needed = int(np.quantile(sounding, VOICE_COVERAGE, method="higher")) if len(sounding) else 1
     if kind == "auto" and needed > AUTO_MAX_VOICES:
         return roll
-    return Voices(roll.steps_per_quarter, roll.low, roll.high, min(needed, MAX_VOICES))
+    return Voices(roll.steps_per_quarter, roll.low, roll.high, min(needed, MAX_VOICES), voices_from == "parts")
 
 
 def window_quarters(options: PrepareOptions) -> float:
@@ -386,6 +389,7 @@ def _build(pieces: list[tuple[Source, int, Piece]], enc: Encoding, options: Prep
             "valid_windows": len(data.windows["valid"]),
             "notes_out_of_range": data.dropped_notes,
             "pieces_with_notes_out_of_range": data.pieces_out_of_range,
+            "pieces_voiced_by_parts": data.pieces_by_parts,
         },
         "arrays": arrays,
         "pieces": data.piece_rows,
@@ -402,6 +406,7 @@ class _Encoded:
     piece_rows: list[dict] = field(default_factory=list)
     dropped_notes: int = 0
     pieces_out_of_range: int = 0
+    pieces_by_parts: int = 0  # pieces whose cells are their own parts (voices from score parts, MIDI tracks)
 
 
 def _encode_and_window(pieces: list[tuple[Source, int, Piece]], piece_keys: list[int], splits: list[str],
@@ -416,6 +421,7 @@ def _encode_and_window(pieces: list[tuple[Source, int, Piece]], piece_keys: list
         data.pieces_out_of_range += outside > 0
         roll = enc.encode(piece)
         data.rolls.append(roll)
+        data.pieces_by_parts += enc.follows_parts(piece)
         hop = hop_steps(piece.time_signature, options.hop_bars, enc.steps_per_quarter)
         shifts = transpositions(piece, enc, *options.transpose) if split == "train" else [0]
         starts = windows_of(roll, window, hop, options.min_fill)

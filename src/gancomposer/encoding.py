@@ -81,6 +81,10 @@ class Encoding(ABC):
     def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
         """``piece`` as a ``(steps, cells)`` uint8 grid; ``n_steps`` pads with silence or cuts."""
 
+    def follows_parts(self, piece: Piece) -> bool:
+        """Whether :meth:`encode` writes ``piece``'s parts (score parts, MIDI tracks) as its cells."""
+        return False
+
     @abstractmethod
     def decode(self, grid: np.ndarray, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
                name: str = "") -> Piece:
@@ -183,13 +187,16 @@ class Voices(Encoding):
     """``voices`` monophonic lines, top first, on one grid: each cell is REST, TIE (the voice's note goes on) or
     the onset of one pitch in ``low..high``, so a melody is a melody by construction and a voice never has two
     notes at once. Notes go to voices by pitch order at each onset, held notes keeping their voice; a note that
-    finds no free voice takes over the one whose note started first (ending it). For music of at most
+    finds no free voice takes over the one whose note started first (ending it). With ``by_parts``, a piece whose
+    parts (score parts, MIDI tracks) are single lines, no more of them than voices, gets a voice per part
+    instead, highest part first, so crossing parts keep their lines. For music of at most
     ``voices`` notes at a time on the grid, ``decode(encode(piece))`` equals ``snap_to_grid(piece)``.
 
     Attributes:
         steps_per_quarter: grid resolution; 4 means a 16th-note grid.
         low, high: the pitch range (inclusive).
         voices: the number of lines (1 for a melody).
+        by_parts: voices from the piece's parts where they are lines (else by pitch order).
     """
 
     kind: ClassVar[str] = "voices"
@@ -197,6 +204,7 @@ class Voices(Encoding):
     low: int = 36
     high: int = 84
     voices: int = 1
+    by_parts: bool = False
 
     def __post_init__(self) -> None:
         PianoRoll.__post_init__(self)  # the same checks of grid and range
@@ -217,7 +225,8 @@ class Voices(Encoding):
 
     @classmethod
     def from_fields(cls, d: dict) -> Voices:
-        return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high", "voices")})
+        return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high", "voices")},
+                   by_parts=bool(d.get("by_parts", False)))
 
     def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
         keep = in_range(piece, self)
@@ -225,6 +234,13 @@ class Voices(Encoding):
         on, off, pitch = on[keep], off[keep], piece.pitch[keep].astype(np.int64)
         steps = int(off.max()) if len(off) else 0
         grid = np.zeros((max(steps, n_steps or 0), self.voices), np.uint8)
+        lines = self._part_lines(piece.part[keep] if piece.part is not None else None, on, off, pitch)
+        if lines is not None:  # each part is a line: it keeps its voice (crossings and all)
+            held = np.maximum(off - on - 1, 0)
+            first = np.repeat(on + 1 - np.cumsum(held) + held, held)
+            grid[first + np.arange(len(first)), np.repeat(lines, held)] = TIE
+            grid[on, lines] = (2 + pitch - self.low).astype(np.uint8)
+            return grid[:n_steps] if n_steps is not None else grid[:steps]
         order = np.lexsort((-pitch, on))  # by onset, then from the top down
         on, off, state = on[order], off[order].copy(), (2 + pitch[order] - self.low).astype(np.uint8)
         ends, starts = [0] * self.voices, [-1] * self.voices  # the note each voice holds...
@@ -249,6 +265,31 @@ class Voices(Encoding):
         grid[first + np.arange(len(first)), np.repeat(voice, held)] = TIE
         grid[start, voice] = state
         return grid[:n_steps] if n_steps is not None else grid[:steps]
+
+    def follows_parts(self, piece: Piece) -> bool:
+        keep = in_range(piece, self)
+        on, off = grid_times(piece, self.steps_per_quarter)
+        return self._part_lines(None if piece.part is None else piece.part[keep], on[keep], off[keep],
+                                piece.pitch[keep].astype(np.int64)) is not None
+
+    def _part_lines(self, part: np.ndarray | None, on: np.ndarray, off: np.ndarray, pitch: np.ndarray
+                    ) -> np.ndarray | None:
+        """The voice of each note when the piece's parts can be its voices: at least two parts and no more than
+        the voices, each a single line on the grid (no two of its notes overlap); the highest part (by mean
+        pitch) is voice 0. None otherwise (the notes are then split by pitch order)."""
+        if not self.by_parts or part is None or not len(part):
+            return None
+        names, idx = np.unique(part, return_inverse=True)
+        if not 2 <= len(names) <= self.voices:
+            return None
+        order = np.lexsort((on, idx))
+        same = idx[order][1:] == idx[order][:-1]
+        if (same & (on[order][1:] < off[order][:-1])).any():  # a part with two notes at once
+            return None
+        height = np.bincount(idx, weights=pitch) / np.bincount(idx)
+        rank = np.empty(len(names), np.int64)
+        rank[np.argsort(-height, kind="stable")] = np.arange(len(names))
+        return rank[idx]
 
     def decode(self, grid: np.ndarray, *, tempo: float = 100.0, meter: tuple[int, int] = DEFAULT_METER,
                name: str = "") -> Piece:

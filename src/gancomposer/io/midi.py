@@ -18,7 +18,8 @@ TICKS_PER_QUARTER = 480
 
 
 def read_midi(path: str | os.PathLike, *, include_drums: bool = False, max_tracks: int = 1024) -> Piece:
-    """Read a format 0 or 1 MIDI file; notes of all (non-drum) tracks are merged into one piece.
+    """Read a format 0 or 1 MIDI file; notes of all (non-drum) tracks are merged into one piece, each note
+    remembering its track as its part when there are several.
 
     The time signature is kept as written (``prepare`` judges whether it can be used); an unusable tempo
     becomes 120 quarter notes per minute.
@@ -48,13 +49,15 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False, max_track
     start = np.concatenate([a["time"] for a in arrays]).astype(np.float64) / tpq
     duration = np.concatenate([a["duration"] for a in arrays]).astype(np.float64) / tpq
     velocity = np.concatenate([a["velocity"] for a in arrays]).astype(np.int16)
+    part = np.repeat(np.arange(len(arrays), dtype=np.int16), [len(a["pitch"]) for a in arrays])
     keep = (duration > 0) & (pitch >= 0) & (pitch <= 127) & (start >= 0)
     tempo = float(score.tempos[0].qpm) if len(score.tempos) else 120.0
     if not (10.0 <= tempo <= 1000.0):
         tempo = 120.0
     ts, changes = meters_of([(sig.time / tpq, int(sig.numerator), int(sig.denominator))
                              for sig in score.time_signatures])
-    return Piece(pitch[keep], start[keep], duration[keep], tempo, ts, Path(path).name, velocity[keep], changes)
+    return Piece(pitch[keep], start[keep], duration[keep], tempo, ts, Path(path).name, velocity[keep], changes,
+                 part[keep] if len(arrays) > 1 else None)
 
 
 def meters_of(signatures: list[tuple[float, int, int]]) -> tuple[tuple[int, int], tuple]:

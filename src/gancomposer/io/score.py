@@ -80,17 +80,20 @@ def score_to_piece(score, name: str) -> Piece:
 
     score = score.stripTies()
     flat = score.flatten()
-    pitch, start, duration = [], [], []
-    for n in flat.notes:
-        ql = float(n.quarterLength)
-        if ql <= 0 or isinstance(n, note.Unpitched):  # grace notes and percussion carry no grid length
-            continue
-        off = float(n.offset)
-        for p in getattr(n, "pitches", ()):
-            pitch.append(int(p.midi))
-            start.append(off)
-            duration.append(ql)
     parts = getattr(score, "parts", None)
+    pitch, start, duration, part = [], [], [], []
+    # part by part, so each note keeps its part (the voices encoding reads monophonic parts as its lines)
+    for i, stream_ in enumerate(parts if parts is not None and len(parts) > 1 else [score]):
+        for n in stream_.flatten().notes:
+            ql = float(n.quarterLength)
+            if ql <= 0 or isinstance(n, note.Unpitched):  # grace notes and percussion carry no grid length
+                continue
+            off = float(n.offset)
+            for p in getattr(n, "pitches", ()):
+                pitch.append(int(p.midi))
+                start.append(off)
+                duration.append(ql)
+                part.append(i)
     first_part = parts[0] if parts is not None and len(parts) else score
     measures = first_part.getElementsByClass("Measure")
     # The first measure's own signature is the reliable one; flattened streams can carry spurious ones.
@@ -111,4 +114,5 @@ def score_to_piece(score, name: str) -> Piece:
                                   int(m.timeSignature.denominator))
                                  for m in list(measures)[1:] if m.timeSignature is not None]
     ts, changes = meters_of(signatures)
-    return Piece(np.asarray(pitch), start_arr, np.asarray(duration), qpm, ts, name, meter_changes=changes)
+    return Piece(np.asarray(pitch), start_arr, np.asarray(duration), qpm, ts, name, meter_changes=changes,
+                 part=part if parts is not None and len(parts) > 1 else None)
