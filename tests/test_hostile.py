@@ -82,9 +82,10 @@ def test_stopping_prepare_prints_one_line_from_one_process(tmp_path, tmp_path_fa
     for sig in (signal.SIGINT, signal.SIGTERM):
         # an empty cache each time: with the files already read, prepare could end before the signal lands
         env = {**os.environ, "GANCOMPOSER_CACHE": str(tmp_path_factory.mktemp("cache"))}
+        # (the roll: its larger windows keep prepare busy long enough for the signal to land in it)
         proc = subprocess.Popen([sys.executable, "-m", "gancomposer", "prepare", str(folder), "--out",
-                                 str(tmp_path / "ds"), "--transpose=-5..6"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)
+                                 str(tmp_path / "ds"), "--transpose=-5..6", "--encoding", "roll"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         err = ""
         while "reading" not in err:  # the progress bar: the workers are running
             err += proc.stderr.read(1)
