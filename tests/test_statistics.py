@@ -46,7 +46,25 @@ def test_roll_and_voices_give_the_same_statistics():
     g = torch.zeros(1, 8, 2, dtype=torch.long)  # the same music as two lines, top first
     g[0, 0, 0], g[0, 1, 0], g[0, 4, 0] = 2 + 4, TIE, 2 + 7
     g[0, 0, 1], g[0, 1:4, 1] = 2 + 0, TIE
-    assert torch.equal(statistics(voices, g), statistics(ROLL, chord_and_melody()))
+    from_voices, from_roll = statistics(voices, g), statistics(ROLL, chord_and_melody())
+    assert torch.equal(from_voices[:-1], from_roll) and from_voices[-1] == 0  # voices add the parallels: none
+
+
+def test_parallel_fifths_and_octaves_are_counted_and_other_motion_is_not():
+    voices = Voices(4, 48, 83, 2)
+
+    def two_lines(upper: list[int], lower: list[int]) -> torch.Tensor:
+        g = torch.zeros(1, 4 * len(upper), 2, dtype=torch.long)
+        for i, (u, w) in enumerate(zip(upper, lower)):
+            g[0, 4 * i, 0], g[0, 4 * i + 1 : 4 * i + 4, 0] = 2 + u - 48, TIE
+            g[0, 4 * i, 1], g[0, 4 * i + 1 : 4 * i + 4, 1] = 2 + w - 48, TIE
+        return statistics(voices, g)[-1]
+
+    # quarter notes, so 4 steps with a new note: G/C -> A/D (parallel fifths) -> B/G -> C/C (hidden octave)
+    assert two_lines([67, 69, 71, 72], [60, 62, 55, 48]) == pytest.approx(1 / 5)
+    assert two_lines([72, 74, 76, 77], [60, 62, 64, 65]) == pytest.approx(3 / 5)  # parallel octaves throughout
+    assert two_lines([67, 69, 71, 72], [60, 59, 55, 53]) == 0  # contrary and oblique motion
+    assert two_lines([67, 67, 67, 67], [60, 60, 60, 60]) == 0  # a fifth re-struck does not move
 
 
 def test_statistics_matching_pulls_g_toward_the_real_notes():

@@ -408,10 +408,15 @@ class PieceStatistics(nn.Module):
         step = p.unsqueeze(1) - p.unsqueeze(0)  # (p now, q before): the step from q to p
         moves = F.one_hot((step + self.MOTION).clamp(0, 2 * self.MOTION), 2 * self.MOTION + 1).float()
         self.register_buffer("moves", moves * (step.abs() <= self.MOTION).unsqueeze(-1), persistent=False)
-        self.size = 5 + positions + 12 + self.pitches + 12 + 2 * (2 * self.MOTION + 1)
+        # parallel fifths and octaves between two voices: both move and keep the same perfect interval class
+        a = torch.arange(12)
+        self.register_buffer("interval", F.one_hot((a.unsqueeze(1) - a.unsqueeze(0)) % 12, 12).float(),
+                             persistent=False)  # (upper's pitch class, lower's, interval class)
+        self.size = 5 + positions + 12 + self.pitches + 12 + 2 * (2 * self.MOTION + 1) + (self.voices > 1)
 
     def planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Which pitches sound and which start in each step, ``(B, T, pitches)`` each, from D's input."""
+        """Which pitches sound and which start in each step, from D's input: ``(B, T, pitches)`` each for the
+        roll, ``(B, T, pitches, voices)`` for the voices."""
         b, t, _ = x.shape
         if not self.voices:  # the roll: an onset plane, then a hold plane
             planes = x.view(b, t, 2, self.pitches)
@@ -422,11 +427,27 @@ class PieceStatistics(nn.Module):
         for i in range(t):  # a tie carries on whatever the voice sounded
             now = onsets[:, i] + tie[:, i].unsqueeze(1) * now
             sounding.append(now)
-        return torch.stack(sounding, 1).sum(-1), onsets.sum(-1)
+        return torch.stack(sounding, 1), onsets
+
+    def parallels(self, sounding: torch.Tensor, onsets: torch.Tensor) -> torch.Tensor:
+        """``(B, 1)``: parallel fifths and octaves per step with a new note, from per-voice ``(B, T, P, V)``
+        planes: two voices both move to new pitches and keep the interval class 0 or 7 they had just before."""
+        pcs = torch.einsum("btpv,pc->btvc", sounding, self.fold)
+        ic = torch.einsum("btuc,btvd,cdk->btuvk", pcs, pcs, self.interval)[..., [0, 7]]  # (B, T, V, V, 2)
+        moved = onsets.sum(2)[:, 1:] - (onsets[:, 1:] * sounding[:, :-1]).sum(2)  # a new, different pitch
+        both = moved.unsqueeze(-1) * moved.unsqueeze(-2)
+        upper = torch.triu(torch.ones(self.voices, self.voices, device=pcs.device), 1)  # each pair once
+        count = torch.einsum("btuv,btuvk,btuvk,uv->b", both, ic[:, 1:], ic[:, :-1], upper)
+        steps = (onsets.sum((2, 3)) > 0).float().sum(1)
+        return (count / (steps + 1)).unsqueeze(-1)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """``(B, size)`` statistics of the pieces ``x`` ``(B, T, features)`` whose bar positions are ``pos``."""
         sounding, onsets = self.planes(x.float())
+        extra = []
+        if self.voices:
+            extra = [self.parallels(sounding, onsets)] if self.voices > 1 else []
+            sounding, onsets = sounding.sum(-1), onsets.sum(-1)
         voices, starts = sounding.sum(-1), onsets.sum(-1)
         total = sounding.sum((1, 2)).clamp(min=1).unsqueeze(-1)
         density = torch.stack([voices.mean(1), voices.var(1, unbiased=False), F.relu(1 - voices).mean(1),
@@ -441,7 +462,7 @@ class PieceStatistics(nn.Module):
         motion = torch.einsum("btp,btq,pqk->bk", onsets[:, 1:], sounding[:, :-1], self.moves)
         melody = torch.einsum("btp,btq,pqk->bk", top[:, 1:], top[:, :-1], self.moves)
         return torch.cat([density, rhythm, pitch_classes, register, _share(harmony), _share(motion),
-                          _share(melody)], -1)
+                          _share(melody), *extra], -1)
 
 
 def _share(counts: torch.Tensor) -> torch.Tensor:
