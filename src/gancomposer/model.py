@@ -383,8 +383,8 @@ class PieceStatistics(nn.Module):
     """Statistics of a whole piece that a listener (and ``gancomposer evaluate``) judges a style by, computed
     from D's input so that G's gradients pass through them: how many notes sound (mean, spread, silent steps),
     how often notes start and at which positions of the bar, how long they last, which pitch classes and
-    registers sound, which intervals sound together, and how every line and the top line move from one step to
-    the next.
+    registers sound, which intervals sound together, how every line and the top line move from one step to
+    the next, and (voices only) how often two voices move in parallel fifths or octaves.
 
     Why D is given them: a recurrent D learns to tell G's pieces by local detail. Trained alone against a
     pre-trained G it was right about 96 % of held-out pieces, yet its favourite quarter of G's pieces was as
