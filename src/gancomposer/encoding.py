@@ -236,10 +236,7 @@ class Voices(Encoding):
         grid = np.zeros((max(steps, n_steps or 0), self.voices), np.uint8)
         lines = self._part_lines(piece.part[keep] if piece.part is not None else None, on, off, pitch)
         if lines is not None:  # each part is a line: it keeps its voice (crossings and all)
-            held = np.maximum(off - on - 1, 0)
-            first = np.repeat(on + 1 - np.cumsum(held) + held, held)
-            grid[first + np.arange(len(first)), np.repeat(lines, held)] = TIE
-            grid[on, lines] = (2 + pitch - self.low).astype(np.uint8)
+            _write_notes(grid, lines, on, off, (2 + pitch - self.low).astype(np.uint8))
             return grid[:n_steps] if n_steps is not None else grid[:steps]
         order = np.lexsort((-pitch, on))  # by onset, then from the top down
         on, off, state = on[order], off[order].copy(), (2 + pitch[order] - self.low).astype(np.uint8)
@@ -258,12 +255,7 @@ class Voices(Encoding):
             assigned[j], last[v], ends[v], starts[v] = v, j, b, a
         voice = np.asarray(assigned, np.int64)
         kept = voice >= 0
-        voice, start, end, state = voice[kept], on[kept], off[kept], state[kept]
-        # each note: its onset, then TIE cells up to its end (the notes of one voice no longer overlap)
-        held = np.maximum(end - start - 1, 0)
-        first = np.repeat(start + 1 - np.cumsum(held) + held, held)
-        grid[first + np.arange(len(first)), np.repeat(voice, held)] = TIE
-        grid[start, voice] = state
+        _write_notes(grid, voice[kept], on[kept], off[kept], state[kept])
         return grid[:n_steps] if n_steps is not None else grid[:steps]
 
     def follows_parts(self, piece: Piece) -> bool:
@@ -305,6 +297,16 @@ class Voices(Encoding):
         length = next_not_tie[flat + 1] - flat
         spq = self.steps_per_quarter
         return Piece(grid[s, v].astype(np.int64) - 2 + self.low, s / spq, length / spq, tempo, meter, name, part=v)
+
+
+def _write_notes(grid: np.ndarray, voice: np.ndarray, start: np.ndarray, end: np.ndarray, state: np.ndarray
+                 ) -> None:
+    """Write notes into a voices grid: each its onset state, then TIE up to its end (notes of one voice must not
+    overlap)."""
+    held = np.maximum(end - start - 1, 0)
+    first = np.repeat(start + 1 - np.cumsum(held) + held, held)  # where each note's run of TIE cells begins
+    grid[first + np.arange(len(first)), np.repeat(voice, held)] = TIE
+    grid[start, voice] = state
 
 
 ENCODINGS: dict[str, type[Encoding]] = {PianoRoll.kind: PianoRoll, Voices.kind: Voices}
