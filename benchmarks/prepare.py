@@ -72,5 +72,6 @@ def main() -> None:
             print(f"{kind}: parse + encode: {args.files / best:,.0f} files/s (best of 3, {best:.3f} s); whole prepare "
                   f"(parse, hash, encode, window, split, write): {args.files / whole:,.0f} files/s")
 
+
 if __name__ == "__main__":
     main()

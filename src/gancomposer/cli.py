@@ -70,14 +70,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     m = prepare(args.paths, args.out, corpus=args.corpus, options=options, progress=not args.quiet, log=log)
     c, e = m["counts"], m["encoding"]
+    cells = "a piano roll"
+    if e["kind"] == "voices":
+        cells = f"{e['voices']} voice{'s' * (e['voices'] > 1)}"
+        if c.get("pieces_voiced_by_parts"):
+            cells += f" (from the parts in {c['pieces_voiced_by_parts']} pieces, by pitch order in the rest)"
     print(
         f"prepared {args.out}: {c['pieces']} pieces ({c['train_pieces']} train, {c['valid_pieces']} valid); "
         f"{c['train_windows']} train and {c['valid_windows']} valid windows of whole bars in "
         f"{', '.join(meter_name(x) for x in m['conditions']['meters'])}; "
-        + (f"{e['voices']} voice{'s' * (e['voices'] > 1)}" + (
-            f" (from the parts in {c['pieces_voiced_by_parts']} pieces, by pitch order in the rest)"
-            if c.get("pieces_voiced_by_parts") else "") if e["kind"] == "voices" else "a piano roll")
-        + f" over {e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
+        + cells + f" over {e['high'] - e['low'] + 1} pitches ({pitch_name(e['low'])}-{pitch_name(e['high'])}); "
         f"skipped {c['skipped_files']} of {c['files']} files"
         + (f"; {c['notes_out_of_range']} notes outside the pitch range left out (in "
            f"{c['pieces_with_notes_out_of_range']} pieces)" if c.get("notes_out_of_range") else "")

@@ -228,13 +228,18 @@ class Voices(Encoding):
         return cls(**{k: int(d[k]) for k in ("steps_per_quarter", "low", "high", "voices")},
                    by_parts=bool(d.get("by_parts", False)))
 
-    def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
+    def _grid_notes(self, piece: Piece) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Onset and end steps, pitch and part (None without parts) of the piece's notes in range."""
         keep = in_range(piece, self)
         on, off = grid_times(piece, self.steps_per_quarter)
-        on, off, pitch = on[keep], off[keep], piece.pitch[keep].astype(np.int64)
+        return (on[keep], off[keep], piece.pitch[keep].astype(np.int64),
+                None if piece.part is None else piece.part[keep])
+
+    def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
+        on, off, pitch, part = self._grid_notes(piece)
         steps = int(off.max()) if len(off) else 0
         grid = np.zeros((max(steps, n_steps or 0), self.voices), np.uint8)
-        lines = self._part_lines(piece.part[keep] if piece.part is not None else None, on, off, pitch)
+        lines = self._part_lines(part, on, off, pitch)
         if lines is not None:  # each part is a line: it keeps its voice (crossings and all)
             _write_notes(grid, lines, on, off, (2 + pitch - self.low).astype(np.uint8))
             return grid[:n_steps] if n_steps is not None else grid[:steps]
@@ -259,10 +264,10 @@ class Voices(Encoding):
         return grid[:n_steps] if n_steps is not None else grid[:steps]
 
     def follows_parts(self, piece: Piece) -> bool:
-        keep = in_range(piece, self)
-        on, off = grid_times(piece, self.steps_per_quarter)
-        return self._part_lines(None if piece.part is None else piece.part[keep], on[keep], off[keep],
-                                piece.pitch[keep].astype(np.int64)) is not None
+        if not self.by_parts or piece.part is None:
+            return False
+        on, off, pitch, part = self._grid_notes(piece)
+        return self._part_lines(part, on, off, pitch) is not None
 
     def _part_lines(self, part: np.ndarray | None, on: np.ndarray, off: np.ndarray, pitch: np.ndarray
                     ) -> np.ndarray | None:

@@ -444,9 +444,8 @@ class PieceStatistics(nn.Module):
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """``(B, size)`` statistics of the pieces ``x`` ``(B, T, features)`` whose bar positions are ``pos``."""
         sounding, onsets = self.planes(x.float())
-        extra = []
-        if self.voices:
-            extra = [self.parallels(sounding, onsets)] if self.voices > 1 else []
+        extra = [self.parallels(sounding, onsets)] if self.voices > 1 else []
+        if self.voices:  # from here on, all voices together
             sounding, onsets = sounding.sum(-1), onsets.sum(-1)
         voices, starts = sounding.sum(-1), onsets.sum(-1)
         total = sounding.sum((1, 2)).clamp(min=1).unsqueeze(-1)
