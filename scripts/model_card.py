@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from gancomposer import checkpoint
-from gancomposer.baselines import markov_rolls, random_rolls
+from gancomposer.baselines import markov_grids, random_rolls
 from gancomposer.compose import Composer
 from gancomposer.dataset import load_dataset
 from gancomposer.evaluate import evaluate, markdown_table
@@ -61,10 +61,13 @@ def main() -> None:
     points = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        train = ds.piece_rolls("train")
-        for name, make in (("markov", markov_rolls), ("random", random_rolls)):
-            write_grids(make(train, args.pieces, steps, seed=args.seed), ds.encoding.roll,
-                        numbered_paths(tmp / name, name, args.pieces, "mid"), tempo=ds.tempo, meter=ds.meter)
+        baseline_grids = {"markov": (markov_grids(ds.piece_grids("train"), args.pieces, steps, seed=args.seed),
+                                     ds.encoding),
+                          "random": (random_rolls(ds.piece_rolls("train"), args.pieces, steps, seed=args.seed),
+                                     ds.encoding.roll)}
+        for name, (grids, enc) in baseline_grids.items():
+            write_grids(grids, enc, numbered_paths(tmp / name, name, args.pieces, "mid"), tempo=ds.tempo,
+                        meter=ds.meter)
         baselines = evaluate({"markov": str(tmp / "markov"), "random": str(tmp / "random")}, reference=args.data,
                              log=lambda s: None)["rows"]
         every = max(1, args.every)

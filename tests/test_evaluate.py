@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 
-from gancomposer.baselines import markov_rolls, random_rolls
+from gancomposer.baselines import markov_grids, random_rolls
 from gancomposer.dataset import load_dataset, split_pieces
+from gancomposer.encoding import TIE
 from gancomposer.evaluate import cut_windows
 from gancomposer.metrics import classifier_two_sample_test, copy_rate, feature_matrix, training_window_keys
 
@@ -40,12 +41,23 @@ def test_copy_rate_of_verbatim_excerpts_and_of_random_notes(chorales_dir):
 
 def test_markov_baseline_is_deterministic_and_uses_real_states(chorales_dir):
     ds = load_dataset(chorales_dir)
-    train = ds.piece_rolls("train")
-    a = markov_rolls(train, 2, 64, order=2, seed=5)
-    b = markov_rolls(train, 2, 64, order=2, seed=5)
+    assert ds.encoding.kind == "voices"  # the chain runs over voice states: one token per voice and step
+    train = ds.piece_grids("train")
+    a = markov_grids(train, 2, 64, order=2, seed=5)
+    b = markov_grids(train, 2, 64, order=2, seed=5)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert a[0].shape == (64, ds.encoding.cells)
     states = {row.tobytes() for r in train for row in r}
     assert all(row.tobytes() in states for r in a for row in r)
+
+
+def test_markov_baseline_follows_its_only_piece_where_every_context_is_unique():
+    # two voices: the upper climbs, the lower holds and moves; every pair of states occurs once
+    upper = [5, 6, 7, 8, 9, 10, 11, 12]
+    lower = [3, TIE, 4, TIE, 5, TIE, 6, TIE]
+    grid = np.array([upper, lower], np.uint8).T
+    out = markov_grids([grid], 3, len(grid), order=2, seed=0)
+    assert all(np.array_equal(g, grid) for g in out)
 
 
 def test_evaluate_cli_orders_reference_markov_random(chorales_dir, tmp_path):

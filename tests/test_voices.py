@@ -1,6 +1,8 @@
 """The voices encoding: monophonic lines on the grid, exact round trips, the pitch-order split, the automatic
 choice of encoding, and a melody model that can only write single lines."""
 
+import numpy as np
+
 from gancomposer.compose import Composer
 from gancomposer.config import resolve
 from gancomposer.dataset import PrepareOptions, choose_encoding, load_dataset, prepare
@@ -80,6 +82,13 @@ def test_auto_picks_voices_for_melodies_and_part_music_and_the_roll_for_full_cho
     assert choose_encoding("voices", roll, [chords]) == Voices(4, 40, 90, 7)
     assert choose_encoding("auto", roll, melodies, "parts") == Voices(4, 40, 90, 1, by_parts=True)
     assert choose_encoding("roll", roll, melodies) == roll
+    # the same seven-note chords sung by seven single-line parts (a motet for seven voices): voices
+    sung = piece([(p, float(b), 1.0) for b in range(16) for p in (43, 50, 55, 59, 62, 67, 71)],
+                 part=np.array([v for b in range(16) for v in range(7)]))
+    assert choose_encoding("auto", roll, [sung]) == Voices(4, 40, 90, 7)
+    # ...but not when a part plays chords (a piano part beside a voice)
+    piano = piece(sung.notes(), part=np.array([0 if p < 60 else 1 for p in sung.pitch]))
+    assert choose_encoding("auto", roll, [piano]) == roll
 
 
 def test_a_melody_model_composes_single_lines_in_the_corpus_meters(tmp_path):

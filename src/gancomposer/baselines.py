@@ -1,7 +1,9 @@
 """Non-neural baselines on the same data and encoding: a Markov chain over grid states, and random notes.
 
-Both produce rolls that decode to MIDI exactly like the GAN's, so a report can set model, baselines and
-real data side by side.
+Both produce grids that decode to MIDI exactly like the GAN's, so a report can set model, baselines and
+real data side by side. The Markov chain runs over the dataset's own encoding (a step of the piano roll is a
+chord with its onsets; a step of the voices encoding is every voice's token, so its lines stay lines); random
+notes are a piano roll whatever the encoding.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import numpy as np
 from .encoding import HOLD, OFF, ONSET, note_runs
 
 
-def markov_rolls(
-    piece_rolls: list[np.ndarray], n: int, steps: int, *, order: int = 2, seed: int = 0
+def markov_grids(
+    piece_grids: list[np.ndarray], n: int, steps: int, *, order: int = 2, seed: int = 0
 ) -> list[np.ndarray]:
-    """``n`` rolls of ``steps`` steps from an order-``order`` Markov chain over whole grid states.
+    """``n`` grids of ``steps`` steps from an order-``order`` Markov chain over whole grid states.
 
-    A *state* is one step's full column of OFF/ONSET/HOLD cells (a chord with its onsets). Each piece is
-    a sequence of states preceded by ``order`` start markers; the next state is drawn from the counts of
-    what followed the last ``order`` states in the training pieces, backing off to shorter contexts when a
-    context was never seen (order 0 draws from all states).
+    A *state* is one step's full row of cells: in a piano roll the OFF/ONSET/HOLD column (a chord with its
+    onsets), in the voices encoding the token of every voice. Each piece is a sequence of states preceded by
+    ``order`` start markers; the next state is drawn from the counts of what followed the last ``order``
+    states in the training pieces, backing off to shorter contexts when a context was never seen (order 0
+    draws from all states).
     """
     if order < 0:
         raise ValueError(f"order must be >= 0, got {order}")
@@ -28,9 +31,9 @@ def markov_rolls(
     states: list[np.ndarray] = []
     counts: list[dict[tuple, dict[int, int]]] = [dict() for _ in range(order + 1)]
     start = -1
-    for roll in piece_rolls:
+    for grid in piece_grids:
         seq = [start] * order
-        for row in roll:
+        for row in grid:
             key = row.tobytes()
             if key not in vocab:
                 vocab[key] = len(states)

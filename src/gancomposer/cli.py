@@ -116,20 +116,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .baselines import markov_rolls, random_rolls
+    from .baselines import markov_grids, random_rolls
     from .dataset import load_dataset
     from .files import check_writable_folder
     from .render import numbered_paths, write_grids
 
     check_writable_folder(args.out)
     ds = load_dataset(args.data)
-    train = ds.piece_rolls("train")
     steps = args.bars * ds.encoding.steps_per_bar(ds.meter)
     if args.kind == "markov":
-        rolls = markov_rolls(train, args.n, steps, order=args.order, seed=args.seed)
+        grids = markov_grids(ds.piece_grids("train"), args.n, steps, order=args.order, seed=args.seed)
+        enc = ds.encoding
     else:
-        rolls = random_rolls(train, args.n, steps, seed=args.seed)
-    paths = write_grids(rolls, ds.encoding.roll, numbered_paths(args.out, args.kind, len(rolls), "mid"), tempo=ds.tempo,
+        grids, enc = random_rolls(ds.piece_rolls("train"), args.n, steps, seed=args.seed), ds.encoding.roll
+    paths = write_grids(grids, enc, numbered_paths(args.out, args.kind, len(grids), "mid"), tempo=ds.tempo,
                         meter=ds.meter, force=args.force)
     print(f"wrote {len(paths)} {args.kind} pieces of {args.bars} bars to {args.out}")
     return 0
@@ -347,7 +347,7 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--normalize-key", action="store_true", help="move every piece to C major / A minor")
     p.add_argument("--encoding", choices=("auto", "roll", "voices"), default="auto",
                    help="roll: a piano roll (any polyphony); voices: monophonic lines; auto (default): voices when "
-                        "at most 6 hold the corpus, else the roll")
+                        "at most 6 hold the corpus (8 when its parts are single lines), else the roll")
     p.add_argument("--voices-from", choices=("pitch", "parts"), default="pitch",
                    help="how notes go to voices: pitch (default): by pitch order at each onset; parts: each score "
                         "part or MIDI track that is a single line keeps its own voice")

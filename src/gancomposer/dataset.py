@@ -59,7 +59,8 @@ class PrepareOptions:
     valid_fraction: float = 0.1
     transpose: tuple[int, int] = (0, 0)  # augmentation of training pieces, semitones, inclusive
     normalize_key: bool = False  # move every piece to C major / A minor first
-    encoding: str = "auto"  # roll, voices, or auto: voices when at most 6 hold the corpus, else the piano roll
+    encoding: str = "auto"  # roll, voices, or auto: voices when at most 6 hold the corpus (8 for single-line
+    # parts), else the piano roll
     voices_from: str = "pitch"  # pitch: voices by pitch order; parts: from the parts where they are single lines
     seed: int = 0
     limits: Limits = field(default_factory=Limits)
@@ -291,9 +292,12 @@ def _usable_pieces(sources: list[Source], options: PrepareOptions) -> tuple[list
 #: Share of sounding grid steps a number of voices must hold for ``auto`` and ``voices`` to choose it.
 VOICE_COVERAGE = 0.99
 MAX_VOICES = 8
-#: The most voices ``auto`` chooses: part music (chorales with their instrumental parts, madrigals, string
-#: quartets with double stops) needs 4-6; piano music with full chords (a rag: 7) keeps the roll.
+#: The most voices ``auto`` chooses by polyphony alone: part music (chorales with their instrumental parts,
+#: madrigals, string quartets with double stops) needs 4-6; piano music with full chords (a rag: 7) keeps the roll.
 AUTO_MAX_VOICES = 6
+#: Share of the pieces whose parts must each be a single line for ``auto`` to choose voices beyond
+#: ``AUTO_MAX_VOICES`` (up to ``MAX_VOICES``): then the lines are the music's own (a motet for eight voices).
+PART_MUSIC_SHARE = 0.9
 
 
 def polyphony(pieces: list[Piece], roll: PianoRoll) -> np.ndarray:
@@ -303,11 +307,18 @@ def polyphony(pieces: list[Piece], roll: PianoRoll) -> np.ndarray:
     return counts[counts > 0]
 
 
+def part_music(pieces: list[Piece], roll: PianoRoll, voices: int = MAX_VOICES) -> bool:
+    """Whether (nearly) every piece is written in parts that are each a single line, at most ``voices`` of
+    them (a score's parts or a MIDI file's tracks)."""
+    lines = Voices(roll.steps_per_quarter, roll.low, roll.high, voices, by_parts=True)
+    return bool(pieces) and sum(lines.follows_parts(p) for p in pieces) >= PART_MUSIC_SHARE * len(pieces)
+
+
 def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from: str = "pitch") -> Encoding:
     """The encoding ``prepare --encoding`` asks for. ``voices`` gets as many voices as hold 99 % of the sounding
     steps (at most 8); ``auto`` picks the voices when that is at most 6 (melodies, part music: each line is
-    then a line by construction, and the model learns in a third of the time the roll takes) and the piano
-    roll otherwise (it keeps any polyphony)."""
+    then a line by construction, and the model learns in a third of the time the roll takes), or at most 8 when
+    the pieces are written in single-line parts, and the piano roll otherwise (it keeps any polyphony)."""
     if kind not in ("auto", "roll", "voices"):
         raise UserError(f"unknown encoding {kind!r}; choose auto, roll or voices")
     if voices_from not in ("pitch", "parts"):
@@ -316,7 +327,7 @@ def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from
         return roll
     sounding = polyphony(pieces, roll)
     needed = int(np.quantile(sounding, VOICE_COVERAGE, method="higher")) if len(sounding) else 1
-    if kind == "auto" and needed > AUTO_MAX_VOICES:
+    if kind == "auto" and needed > AUTO_MAX_VOICES and not (needed <= MAX_VOICES and part_music(pieces, roll)):
         return roll
     return Voices(roll.steps_per_quarter, roll.low, roll.high, min(needed, MAX_VOICES), voices_from == "parts")
 
@@ -514,14 +525,18 @@ class Dataset:
         steps = self.conditions.window_steps[meter]
         return np.asarray(windows[np.flatnonzero(index[:, 3] == meter)][:, :steps])
 
-    def piece_rolls(self, split: str | None = None, meter: tuple[int, int] | None = None) -> list[np.ndarray]:
+    def piece_grids(self, split: str | None = None, meter: tuple[int, int] | None = None) -> list[np.ndarray]:
         """Whole, untransposed pieces in ``split`` ('train', 'valid' or None for all), of one ``meter`` or of
-        all, as piano rolls of ``encoding.roll`` (what metrics and baselines read, whatever the encoding)."""
+        all, in the dataset's encoding."""
         return [
-            self.encoding.to_roll(self.rolls[p["offset"] : p["offset"] + p["steps"]])
+            np.asarray(self.rolls[p["offset"] : p["offset"] + p["steps"]])
             for p in self.manifest["pieces"]
             if (split is None or p["split"] == split) and (meter is None or tuple(p["time_signature"]) == meter)
         ]
+
+    def piece_rolls(self, split: str | None = None, meter: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """:meth:`piece_grids` as piano rolls of ``encoding.roll`` (what metrics read, whatever the encoding)."""
+        return [self.encoding.to_roll(g) for g in self.piece_grids(split, meter)]
 
 
 def load_dataset(root: str | os.PathLike, *, verify: bool = True) -> Dataset:
