@@ -61,11 +61,9 @@ def main() -> None:
     points = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        baseline_grids = {"markov": (markov_grids(ds.piece_grids("train"), args.pieces, steps, seed=args.seed),
-                                     ds.encoding),
-                          "random": (random_rolls(ds.piece_rolls("train"), args.pieces, steps, seed=args.seed),
-                                     ds.encoding.roll)}
-        for name, (grids, enc) in baseline_grids.items():
+        markov = markov_grids(ds.piece_grids("train"), args.pieces, steps, seed=args.seed, enc=ds.encoding)
+        noise = random_rolls(ds.piece_rolls("train"), args.pieces, steps, seed=args.seed)
+        for name, (grids, enc) in {"markov": (markov, ds.encoding), "random": (noise, ds.encoding.roll)}.items():
             write_grids(grids, enc, numbered_paths(tmp / name, name, args.pieces, "mid"), tempo=ds.tempo,
                         meter=ds.meter)
         baselines = evaluate({"markov": str(tmp / "markov"), "random": str(tmp / "random")}, reference=args.data,

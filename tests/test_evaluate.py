@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 
-from gancomposer.baselines import markov_grids, random_rolls
+from gancomposer.baselines import from_sounding, markov_grids, random_rolls, sounding
 from gancomposer.dataset import load_dataset, split_pieces
-from gancomposer.encoding import TIE
+from gancomposer.encoding import TIE, Voices
 from gancomposer.evaluate import cut_windows
 from gancomposer.metrics import classifier_two_sample_test, copy_rate, feature_matrix, training_window_keys
 
@@ -41,14 +41,15 @@ def test_copy_rate_of_verbatim_excerpts_and_of_random_notes(chorales_dir):
 
 def test_markov_baseline_is_deterministic_and_uses_real_states(chorales_dir):
     ds = load_dataset(chorales_dir)
-    assert ds.encoding.kind == "voices"  # the chain runs over voice states: one token per voice and step
+    assert ds.encoding.kind == "voices"  # the chain runs over voice states: each voice's pitch and onset
     train = ds.piece_grids("train")
-    a = markov_grids(train, 2, 64, order=2, seed=5)
-    b = markov_grids(train, 2, 64, order=2, seed=5)
+    a = markov_grids(train, 2, 64, order=2, seed=5, enc=ds.encoding)
+    b = markov_grids(train, 2, 64, order=2, seed=5, enc=ds.encoding)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert a[0].shape == (64, ds.encoding.cells)
-    states = {row.tobytes() for r in train for row in r}
-    assert all(row.tobytes() in states for r in a for row in r)
+    states = {row.tobytes() for g in train for row in sounding(g)}
+    assert all(row.tobytes() in states for g in a for row in sounding(g))
+    assert all(np.array_equal(from_sounding(sounding(g)), g) for g in train)  # a lossless view of valid grids
 
 
 def test_markov_baseline_follows_its_only_piece_where_every_context_is_unique():
@@ -56,8 +57,11 @@ def test_markov_baseline_follows_its_only_piece_where_every_context_is_unique():
     upper = [5, 6, 7, 8, 9, 10, 11, 12]
     lower = [3, TIE, 4, TIE, 5, TIE, 6, TIE]
     grid = np.array([upper, lower], np.uint8).T
-    out = markov_grids([grid], 3, len(grid), order=2, seed=0)
+    out = markov_grids([grid], 3, len(grid), order=2, seed=0, enc=Voices(4, 40, 60, 2))
     assert all(np.array_equal(g, grid) for g in out)
+    # what a voice holds is part of the state: a tie continues this pitch, not whatever came before
+    assert np.array_equal(sounding(grid)[:3, 1], [2 * 3 + 1, 2 * 3, 2 * 4 + 1])
+    assert np.array_equal(from_sounding(np.array([[2 * 5 + 1], [2 * 5], [2 * 7]])).ravel(), [5, TIE, 7])
 
 
 def test_evaluate_cli_orders_reference_markov_random(chorales_dir, tmp_path):

@@ -125,7 +125,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     ds = load_dataset(args.data)
     steps = args.bars * ds.encoding.steps_per_bar(ds.meter)
     if args.kind == "markov":
-        grids = markov_grids(ds.piece_grids("train"), args.n, steps, order=args.order, seed=args.seed)
+        grids = markov_grids(ds.piece_grids("train"), args.n, steps, order=args.order, seed=args.seed,
+                             enc=ds.encoding)
         enc = ds.encoding
     else:
         grids, enc = random_rolls(ds.piece_rolls("train"), args.n, steps, seed=args.seed), ds.encoding.roll

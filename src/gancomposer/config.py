@@ -42,8 +42,9 @@ class ModelConfig:
     d_hidden: int = setting(128, "D's recurrent width (per direction)")
     d_layers: int = setting(1, "D's recurrent layers")
     spectral_norm: bool = setting(False, "spectral normalisation of D's linear layers")
-    d_statistics: bool = setting(False, "D also reads each piece's statistics (note density, rhythm, pitch "
-                                       "classes, register, intervals, melodic motion)")
+    d_statistics: bool = setting(True, "D also reads each piece's statistics (note density, rhythm, pitch "
+                                      "classes, register, intervals, melodic motion; with voices, parallel fifths "
+                                      "and octaves)")
 
     def validate(self) -> None:
         _check_choices(self)
@@ -191,7 +192,7 @@ PRESETS: dict[str, dict] = {
                  adversarial_iters=30, pretrain_iters=20, pretrain_lr=1e-3, d_pretrain_iters=0, lr_g=2e-4, lr_d=2e-4,
                  d_freeze_below=0.0, label_smoothing=0.0, feature_matching=0.0, statistics_matching=0.0,
                  mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15, log_every=5, samples=4,
-                 guard_every=0),
+                 guard_every=0, d_statistics=False),
     # The recipe of both shipped models (see MODEL_CARD.md), pinned so that they can be trained again exactly
     # whatever the defaults become (today it differs from them in its fixed 3000 pre-training iterations, 350
     # adversarial ones, its checkpoint cadence and in keeping every checkpoint).
