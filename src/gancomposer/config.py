@@ -113,7 +113,8 @@ class TrainConfig:
     guard_lr_decay: float = setting(0.5, "G's learning rate is multiplied by this at each rollback")
     guard_rollbacks: int = setting(3, "rollbacks before the guard ends the adversarial phase")
     tune_temperature: bool = setting(True, "at the end, store the sampling temperature (0.8-1.1) at which the "
-                                           "guard scores the default model best")
+                                           "default model's 8-bar pieces score best (fresh pieces, scored as the "
+                                           "guard scores)")
     # --- bookkeeping (counted in training iterations of all phases together) ---
     seed: int = setting(0, "random seed (same seed, same run on the CPU)")
     log_every: int = setting(10, "iterations between log lines and TensorBoard points")

@@ -43,7 +43,8 @@ def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
     one changes every run made since)."""
     return {"init": seed, "batches": seed * 7919 + rank, "noise": seed * 1000 + rank + 1, "samples": seed + 12345,
             "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1,
-            "guard_latents": seed + 4242, "guard_sampling": seed + 4243, "held_out": seed * 7919 + rank + 77}
+            "guard_latents": seed + 4242, "guard_sampling": seed + 4243, "held_out": seed * 7919 + rank + 77,
+            "tuning_latents": seed + 5151, "tuning_sampling": seed + 5152}
 
 
 @dataclass
