@@ -223,7 +223,7 @@ def prepare(
             pieces, outside = _mostly_in_range(pieces, enc)
             skipped += outside
         if pieces:
-            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces], options.voices_from)
+            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces], options.voices_from, log)
         for item in skipped:
             log(f"skipped {item['path']}: {item['reason']}")
         if not pieces:
@@ -314,11 +314,13 @@ def part_music(pieces: list[Piece], roll: PianoRoll, voices: int = MAX_VOICES) -
     return bool(pieces) and sum(lines.follows_parts(p) for p in pieces) >= PART_MUSIC_SHARE * len(pieces)
 
 
-def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from: str = "pitch") -> Encoding:
+def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from: str = "pitch",
+                    log=lambda line: None) -> Encoding:
     """The encoding ``prepare --encoding`` asks for. ``voices`` gets as many voices as hold 99 % of the sounding
     steps (at most 8); ``auto`` picks the voices when that is at most 6 (melodies, part music: each line is
     then a line by construction, and the model learns in a third of the time the roll takes), or at most 8 when
-    the pieces are written in single-line parts, and the piano roll otherwise (it keeps any polyphony)."""
+    the pieces are written in single-line parts, and the piano roll otherwise (it keeps any polyphony).
+    ``log`` gets one line saying why."""
     if kind not in ("auto", "roll", "voices"):
         raise UserError(f"unknown encoding {kind!r}; choose auto, roll or voices")
     if voices_from not in ("pitch", "parts"):
@@ -327,9 +329,17 @@ def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from
         return roll
     sounding = polyphony(pieces, roll)
     needed = int(np.quantile(sounding, VOICE_COVERAGE, method="higher")) if len(sounding) else 1
-    if kind == "auto" and needed > AUTO_MAX_VOICES and not (needed <= MAX_VOICES and part_music(pieces, roll)):
-        return roll
-    return Voices(roll.steps_per_quarter, roll.low, roll.high, min(needed, MAX_VOICES), voices_from == "parts")
+    why = f"{VOICE_COVERAGE:.0%} of the sounding steps hold at most {needed} note{'s' * (needed > 1)}"
+    if kind == "auto" and needed > AUTO_MAX_VOICES:
+        if not (needed <= MAX_VOICES and part_music(pieces, roll)):
+            log(f"encoding: the piano roll ({why}, more than {AUTO_MAX_VOICES} voices, and the parts are not "
+                "single lines)")
+            return roll
+        why += f", in parts that are single lines in at least {PART_MUSIC_SHARE:.0%} of the pieces"
+    voices = min(needed, MAX_VOICES)
+    log(f"encoding: {voices} voice{'s' * (voices > 1)} ({why}" + (f"; capped at {MAX_VOICES}" if needed > voices
+                                                                    else "") + ")")
+    return Voices(roll.steps_per_quarter, roll.low, roll.high, voices, voices_from == "parts")
 
 
 def window_quarters(options: PrepareOptions) -> float:
