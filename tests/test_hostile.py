@@ -90,7 +90,12 @@ def test_stopping_prepare_prints_one_line_from_one_process(tmp_path, tmp_path_fa
         while "reading" not in err:  # the progress bar: the workers are running
             err += proc.stderr.read(1)
         proc.send_signal(sig)
-        out, rest = proc.communicate(timeout=60)
+        try:
+            out, rest = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # fail this test alone: no stuck process left to upset later ones
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"prepare did not stop within 60 s of {sig.name}") from None
         err += rest
         assert proc.returncode == 130, err
         assert "Traceback" not in err and "BrokenPipe" not in err

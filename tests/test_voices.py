@@ -80,7 +80,7 @@ def test_auto_picks_voices_for_melodies_and_part_music_and_the_roll_for_full_cho
     chords = piece([(p, float(b), 1.0) for b in range(16) for p in (43, 50, 55, 59, 62, 67, 71)])
     said = []
     assert choose_encoding("auto", roll, [chords], log=said.append) == roll
-    assert said == ["encoding: the piano roll (99% of the sounding steps hold at most 7 notes, more than 6 "
+    assert said == ["the piano roll (99% of the sounding steps hold at most 7 notes, more than 6 "
                     "voices, and the parts are not single lines)"]
     assert choose_encoding("voices", roll, [chords]) == Voices(4, 40, 90, 7)
     assert choose_encoding("auto", roll, melodies, "parts") == Voices(4, 40, 90, 1, by_parts=True)
@@ -89,7 +89,7 @@ def test_auto_picks_voices_for_melodies_and_part_music_and_the_roll_for_full_cho
     sung = piece([(p, float(b), 1.0) for b in range(16) for p in (43, 50, 55, 59, 62, 67, 71)],
                  part=np.array([v for b in range(16) for v in range(7)]))
     assert choose_encoding("auto", roll, [sung], log=said.append) == Voices(4, 40, 90, 7)
-    assert said[-1] == ("encoding: 7 voices (99% of the sounding steps hold at most 7 notes, in parts that are "
+    assert said[-1] == ("7 voices (99% of the sounding steps hold at most 7 notes, in parts that are "
                         "single lines in at least 90% of the pieces)")
     # ...but not when a part plays chords (a piano part beside a voice)
     piano = piece(sung.notes(), part=np.array([0 if p < 60 else 1 for p in sung.pitch]))

@@ -84,6 +84,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         + (f"; {c['notes_out_of_range']} notes outside the pitch range left out (in "
            f"{c['pieces_with_notes_out_of_range']} pieces)" if c.get("notes_out_of_range") else "")
     )
+    print(f"encoding: {m['encoding_choice']}")
     return 0
 
 

@@ -213,6 +213,7 @@ def prepare(
         files = get_corpus(corpus or DEFAULT_CORPUS).files() + files
     with staged_folder(out) as staging:  # made first: an unwritable --out fails before any parsing
         skipped = [{"path": p, "reason": r} for p, r in missing]
+        choice: list[str] = []  # why the encoding is what it is
         sources = load_sources(files, options.limits, progress=progress)
         pieces, dropped, fragments = _usable_pieces(sources, options)
         skipped += [{"path": s.path, "reason": s.error} for s in sources if s.error] + dropped
@@ -223,7 +224,8 @@ def prepare(
             pieces, outside = _mostly_in_range(pieces, enc)
             skipped += outside
         if pieces:
-            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces], options.voices_from, log)
+            enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces], options.voices_from,
+                                  choice.append)
         for item in skipped:
             log(f"skipped {item['path']}: {item['reason']}")
         if not pieces:
@@ -231,6 +233,7 @@ def prepare(
         manifest = _build(pieces, enc, options, staging)
         manifest.update({
             "corpus": corpus if (corpus or not paths) else None,
+            "encoding_choice": choice[-1] if choice else f"{options.encoding}, as asked",
             "sources": [
                 {"path": s.path, "sha256": s.sha256, "pieces": len(s.pieces)} for s in sources if not s.error
             ],
@@ -320,7 +323,7 @@ def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from
     steps (at most 8); ``auto`` picks the voices when that is at most 6 (melodies, part music: each line is
     then a line by construction, and the model learns in a third of the time the roll takes), or at most 8 when
     the pieces are written in single-line parts, and the piano roll otherwise (it keeps any polyphony).
-    ``log`` gets one line saying why."""
+    ``log`` gets one line saying why (the manifest's ``encoding_choice``)."""
     if kind not in ("auto", "roll", "voices"):
         raise UserError(f"unknown encoding {kind!r}; choose auto, roll or voices")
     if voices_from not in ("pitch", "parts"):
@@ -332,12 +335,12 @@ def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from
     why = f"{VOICE_COVERAGE:.0%} of the sounding steps hold at most {needed} note{'s' * (needed > 1)}"
     if kind == "auto" and needed > AUTO_MAX_VOICES:
         if not (needed <= MAX_VOICES and part_music(pieces, roll)):
-            log(f"encoding: the piano roll ({why}, more than {AUTO_MAX_VOICES} voices, and the parts are not "
+            log(f"the piano roll ({why}, more than {AUTO_MAX_VOICES} voices, and the parts are not "
                 "single lines)")
             return roll
         why += f", in parts that are single lines in at least {PART_MUSIC_SHARE:.0%} of the pieces"
     voices = min(needed, MAX_VOICES)
-    log(f"encoding: {voices} voice{'s' * (voices > 1)} ({why}" + (f"; capped at {MAX_VOICES}" if needed > voices
+    log(f"{voices} voice{'s' * (voices > 1)} ({why}" + (f"; capped at {MAX_VOICES}" if needed > voices
                                                                     else "") + ")")
     return Voices(roll.steps_per_quarter, roll.low, roll.high, voices, voices_from == "parts")
 
