@@ -47,11 +47,11 @@ def markov_grids(
     states in the training pieces, backing off to shorter contexts when a context was never seen (order 0
     draws from all states).
     """
+    if order < 0:
+        raise ValueError(f"order must be >= 0, got {order}")
     voices = isinstance(enc, Voices)
     if voices:
         piece_grids = [sounding(g) for g in piece_grids]
-    if order < 0:
-        raise ValueError(f"order must be >= 0, got {order}")
     rng = np.random.default_rng(seed)
     vocab: dict[bytes, int] = {}
     states: list[np.ndarray] = []

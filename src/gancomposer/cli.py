@@ -126,11 +126,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     ds = load_dataset(args.data)
     steps = args.bars * ds.encoding.steps_per_bar(ds.meter)
     if args.kind == "markov":
-        grids = markov_grids(ds.piece_grids("train"), args.n, steps, order=args.order, seed=args.seed,
-                             enc=ds.encoding)
         enc = ds.encoding
+        grids = markov_grids(ds.piece_grids("train"), args.n, steps, order=args.order, seed=args.seed, enc=enc)
     else:
-        grids, enc = random_rolls(ds.piece_rolls("train"), args.n, steps, seed=args.seed), ds.encoding.roll
+        enc = ds.encoding.roll
+        grids = random_rolls(ds.piece_rolls("train"), args.n, steps, seed=args.seed)
     paths = write_grids(grids, enc, numbered_paths(args.out, args.kind, len(grids), "mid"), tempo=ds.tempo,
                         meter=ds.meter, force=args.force)
     print(f"wrote {len(paths)} {args.kind} pieces of {args.bars} bars to {args.out}")

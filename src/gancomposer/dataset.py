@@ -213,7 +213,6 @@ def prepare(
         files = get_corpus(corpus or DEFAULT_CORPUS).files() + files
     with staged_folder(out) as staging:  # made first: an unwritable --out fails before any parsing
         skipped = [{"path": p, "reason": r} for p, r in missing]
-        choice: list[str] = []  # why the encoding is what it is
         sources = load_sources(files, options.limits, progress=progress)
         pieces, dropped, fragments = _usable_pieces(sources, options)
         skipped += [{"path": s.path, "reason": s.error} for s in sources if s.error] + dropped
@@ -223,6 +222,7 @@ def prepare(
             enc = PianoRoll(options.steps_per_quarter, *fit_pitch_range([p for _, _, p in pieces]))
             pieces, outside = _mostly_in_range(pieces, enc)
             skipped += outside
+        choice: list[str] = []  # why the encoding is what it is
         if pieces:
             enc = choose_encoding(options.encoding, enc, [p for _, _, p in pieces], options.voices_from,
                                   choice.append)
@@ -340,8 +340,8 @@ def choose_encoding(kind: str, roll: PianoRoll, pieces: list[Piece], voices_from
             return roll
         why += f", in parts that are single lines in at least {PART_MUSIC_SHARE:.0%} of the pieces"
     voices = min(needed, MAX_VOICES)
-    log(f"{voices} voice{'s' * (voices > 1)} ({why}" + (f"; capped at {MAX_VOICES}" if needed > voices
-                                                                    else "") + ")")
+    capped = f"; capped at {MAX_VOICES}" if needed > voices else ""
+    log(f"{voices} voice{'s' * (voices > 1)} ({why}{capped})")
     return Voices(roll.steps_per_quarter, roll.low, roll.high, voices, voices_from == "parts")
 
 
