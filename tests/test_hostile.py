@@ -179,3 +179,32 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0
     assert "Traceback" not in err
+
+
+def _slow_square(x):
+    if x == 5:
+        os.kill(os.getpid(), 9)  # a reader that takes the whole process down (a segfault, an OOM kill)
+    time.sleep(0.02 * (x % 3))  # results come back out of order
+    return x * x
+
+
+def _no_children_left():
+    try:
+        os.waitpid(-1, os.WNOHANG)  # a living or unreaped child
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_forked_workers_keep_order_survive_a_crash_and_leave_no_process():
+    from contextlib import closing
+
+    from gancomposer.processes import fork_map
+
+    items = list(range(12))
+    for chunk in (1, 4):  # with 4 to a task, the crash's task-mates 4, 6 and 7 are tried again and kept
+        assert list(fork_map(_slow_square, items, 3, lambda x: -x, chunk)) == [-5 if x == 5 else x * x for x in items]
+        assert _no_children_left()
+    with closing(fork_map(_slow_square, items, 3, lambda x: -x)) as results:
+        assert next(results) == 0  # a consumer that stops early (Ctrl-C in its loop) still ends every worker
+    assert _no_children_left()

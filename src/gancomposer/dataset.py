@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from .corpora import DEFAULT_CORPUS, get_corpus
 from .encoding import DEFAULT_METER, Encoding, PianoRoll, Voices, fit_pitch_range, in_range
 from .files import atomic_path, check_writable_folder, staged_folder, write_json_atomic
 from .io import MIDI_SUFFIXES, Limits, check_file, find_music_files, read_file
-from .processes import die_with_parent, release_stops, stops_held
+from .processes import fork_map
 from .errors import UserError
 from .piece import Piece
 from .theory import pitch_name, shift_to_c
@@ -100,11 +100,8 @@ def _load_one(args: tuple[str, Limits]) -> Source:
     return src
 
 
-def _quiet_worker() -> None:
-    """Pool workers leave Ctrl-C to the parent (which ends them), die at once on the SIGTERM with which the pool
-    ends them, and die with the parent, so no worker prints a traceback when ``prepare`` is stopped or killed."""
-    release_stops()
-    die_with_parent()
+def _crashed(args: tuple[str, Limits]) -> Source:
+    return Source(path=args[0], error="the reader crashed (or the system ended it, e.g. for memory)")
 
 
 def load_sources(
@@ -120,11 +117,9 @@ def load_sources(
                 out.append(_load_one(job))
                 bar.update()
         else:
-            chunk = max(1, min(64, len(jobs) // (workers * 8)))
-            with stops_held():  # a Ctrl-C during the forks would be lost; it is delivered right after
-                pool = multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
-            with pool:
-                for src in pool.imap(_load_one, jobs, chunksize=chunk):
+            chunk = max(1, min(64, len(jobs) // (workers * 8)))  # few round trips, yet a balanced end
+            with closing(fork_map(_load_one, jobs, workers, _crashed, chunk)) as sources:
+                for src in sources:
                     out.append(src)
                     bar.update()
     return out

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import resource
 import select
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 from .errors import UserError
 
 _PR_SET_PDEATHSIG = 1
 _STOPS = {signal.SIGINT, signal.SIGTERM}
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -132,3 +137,128 @@ def sigterm_as_interrupt() -> Iterator[None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    """``n`` bytes from ``fd``, or fewer where the writer closed it first."""
+    parts, got = [], 0
+    while got < n:
+        part = os.read(fd, min(n - got, 1 << 20))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _serve(work: Callable[[T], R], items: Sequence[T], tasks: int, results: int) -> None:
+    """A worker's life: read a run of item indices, send back its pickled results, until the parent closes."""
+    while len(header := _read_exact(tasks, 8)) == 8:
+        start, stop = int.from_bytes(header[:4], "little"), int.from_bytes(header[4:], "little")
+        data = pickle.dumps([work(items[i]) for i in range(start, stop)], pickle.HIGHEST_PROTOCOL)
+        _write_all(results, len(data).to_bytes(8, "little") + data)
+
+
+class _Worker:
+    def __init__(self, work: Callable[[T], R], items: Sequence[T], others: list[_Worker]) -> None:
+        task_r, self.tasks = os.pipe()
+        self.results, result_w = os.pipe()
+        self.task: tuple[int, int] | None = None  # the run of indices it works on
+        self.ended = False
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns, never runs the parent's cleanup
+            try:
+                release_stops()
+                die_with_parent()
+                for fd in [self.tasks, self.results] + [f for w in others for f in (w.tasks, w.results)]:
+                    os.close(fd)  # others' ends held here would hide their EOFs from the parent and from them
+                _serve(work, items, task_r, result_w)
+            finally:
+                os._exit(0)
+        os.close(task_r)
+        os.close(result_w)
+
+    def give(self, task: tuple[int, int]) -> None:
+        self.task = task
+        _write_all(self.tasks, task[0].to_bytes(4, "little") + task[1].to_bytes(4, "little"))
+
+    def receive(self) -> list | None:
+        """The results of its task, or None when it died on it."""
+        header = _read_exact(self.results, 8)
+        if len(header) == 8:
+            size = int.from_bytes(header, "little")
+            data = _read_exact(self.results, size)
+            if len(data) == size:
+                return pickle.loads(data)  # our own child's bytes, not a file's
+        return None
+
+    def end(self, kill: bool) -> None:
+        """Close its pipes (an idle worker then exits), or kill it; either way reap it."""
+        if self.ended:
+            return
+        self.ended = True
+        os.close(self.tasks)
+        os.close(self.results)
+        if kill:
+            os.kill(self.pid, signal.SIGKILL)  # a zombie still takes the signal; only waitpid removes it
+        os.waitpid(self.pid, 0)
+
+
+def fork_map(
+    work: Callable[[T], R], items: Sequence[T], workers: int, crashed: Callable[[T], R], chunk: int = 1
+) -> Iterator[R]:
+    """Yield ``work(item)`` for every item, in order, computed by ``workers`` forked children, ``chunk`` items
+    to a task.
+
+    ``crashed(item)`` stands in for the result of an item whose worker died on it (a reader's segfault, the
+    kernel's out-of-memory kill): a fresh worker takes its place and the rest of its task is tried again one
+    item at a time, so one bad item costs only itself. The parent holds no lock and starts no thread, so a
+    Ctrl-C or SIGTERM may land anywhere in it and the workers are still killed and reaped
+    (``multiprocessing.Pool`` can hang in ``terminate`` when the stop lands inside its locks). The children
+    inherit ``items`` through the fork and are sent only indices.
+    """
+    todo = deque((i, min(i + chunk, len(items))) for i in range(0, len(items), chunk))
+    pool: list[_Worker] = []
+    done: dict[int, R] = {}
+    wanted = 0
+    finished = False
+    try:
+        for _ in range(max(1, min(workers, len(todo)))):
+            with stops_held():  # a stop lands after the worker is in the pool, which the cleanup below ends
+                pool.append(_Worker(work, items, pool))
+        for w in pool:
+            if todo:
+                w.give(todo.popleft())
+        while wanted < len(items):
+            while wanted in done:
+                yield done.pop(wanted)
+                wanted += 1
+            if wanted == len(items):
+                break
+            busy = {w.results: w for w in pool if w.task is not None}
+            for fd in select.select(list(busy), [], [])[0]:
+                w = busy[fd]
+                (start, stop), w.task = w.task, None
+                results = w.receive()
+                if results is not None:
+                    done.update(zip(range(start, stop), results))
+                else:
+                    if stop - start == 1:
+                        done[start] = crashed(items[start])
+                    else:
+                        todo.extendleft((i, i + 1) for i in reversed(range(start, stop)))
+                    w.end(kill=True)
+                    with stops_held():
+                        pool[pool.index(w)] = w = _Worker(work, items, [o for o in pool if o is not w])
+                if todo:
+                    w.give(todo.popleft())
+        finished = True
+    finally:
+        for w in pool:
+            w.end(kill=not finished)
