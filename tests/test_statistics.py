@@ -67,6 +67,19 @@ def test_parallel_fifths_and_octaves_are_counted_and_other_motion_is_not():
     assert two_lines([67, 67, 67, 67], [60, 60, 60, 60]) == 0  # a fifth re-struck does not move
 
 
+def test_a_unison_on_top_gives_the_melody_of_one_voice():
+    voices = Voices(4, 60, 71, 3)
+    g = torch.zeros(1, 8, 3, dtype=torch.long)
+    g[0, 0, 0], g[0, 1:, 0] = 2 + 7, TIE  # G4 held on top
+    g[0, 0, 2], g[0, 4, 2] = 2 + 0, 2 + 2  # C4, then D4 below
+    alone = statistics(voices, g)
+    g[0, :, 1] = g[0, :, 0]  # the second voice doubles the top one
+    doubled = statistics(voices, g)
+    assert torch.isfinite(doubled).all()
+    melody = slice(-1 - (2 * PieceStatistics.MOTION + 1), -1)  # the top line's steps, before the parallels
+    assert torch.equal(doubled[melody], alone[melody]) and alone[melody].max() > 0
+
+
 def test_statistics_matching_pulls_g_toward_the_real_notes():
     """The gradient of the matching term, through straight-through one-hots, adds notes where the real pieces
     have more of them."""

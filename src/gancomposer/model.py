@@ -456,8 +456,9 @@ class PieceStatistics(nn.Module):
         pitch_classes = torch.einsum("btp,pc->bc", sounding, self.fold) / total
         register = sounding.sum(1) / total
         harmony = torch.einsum("btp,btq,pqc->bc", sounding, sounding, self.together)
-        free = torch.flip(torch.cumprod(torch.flip(1 - sounding, [-1]), -1), [-1])  # nothing sounds from here up
-        top = sounding * torch.cat([free[..., 1:], torch.ones_like(free[..., :1])], -1)
+        heard = sounding.clamp(max=1)  # voices in unison sound one pitch (and 1 - 2 would flip the signs below)
+        free = torch.flip(torch.cumprod(torch.flip(1 - heard, [-1]), -1), [-1])  # nothing sounds from here up
+        top = heard * torch.cat([free[..., 1:], torch.ones_like(free[..., :1])], -1)
         motion = torch.einsum("btp,btq,pqk->bk", onsets[:, 1:], sounding[:, :-1], self.moves)
         melody = torch.einsum("btp,btq,pqk->bk", top[:, 1:], top[:, :-1], self.moves)
         return torch.cat([density, rhythm, pitch_classes, register, _share(harmony), _share(motion),
