@@ -35,7 +35,7 @@ MUSIC21 = Path(__import__("music21").__file__).parent / "corpus"
 STYLES = {"bach-chorales": None, "oneills-irish": None, "ryans-mammoth": None,
           "monteverdi": MUSIC21 / "monteverdi", "palestrina": MUSIC21 / "palestrina"}
 #: The shortened schedule: the recipe's settings with a shorter likelihood pre-training (1,200 iterations where the
-#: default takes up to 3,000); D's pre-training and the adversarial phase keep the recipe's own length, since they
+#: default takes up to 12,000); D's pre-training and the adversarial phase keep the recipe's own length, since they
 #: are what is measured (about 5 minutes a run on 2 cores).
 SHORT = ["pretrain_iters=1200", "eval_every=400", "checkpoint_every=400", "samples=0"]
 HEADLINE = ("overlap_area", "two_sample_accuracy", "frechet_distance")

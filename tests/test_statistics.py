@@ -104,10 +104,11 @@ def test_d_reads_the_statistics_and_old_ds_do_not():
 def test_auto_settings_scale_with_the_data():
     cfg = resolve(None).train
     assert cfg.pretrain_iters == AUTO and cfg.eval_every == AUTO
-    big, small, tiny = cfg.for_data(20_000), cfg.for_data(1000), cfg.for_data(10)
-    assert big.pretrain_iters == 3000 and small.pretrain_iters == 20 * 32  # 20 passes over 32 batches
+    big, small, tiny = cfg.for_data(200_000), cfg.for_data(1000), cfg.for_data(10)
+    assert big.pretrain_iters == 12_000 and small.pretrain_iters == 20 * 32  # 20 passes over 32 batches
+    assert cfg.for_data(15_351).pretrain_iters == 20 * 480  # 480 batches: under the cap
     assert tiny.pretrain_iters == 100  # never fewer
-    assert big.eval_every == big.checkpoint_every == 400  # about 10 in 3000 + 400 + 400 iterations
+    assert big.eval_every == big.checkpoint_every == 1300  # about 10 in 12000 + 400 + 400 iterations
     assert resolve(None, overrides=["pretrain_iters=auto", "eval_every=7"]).train.for_data(100).eval_every == 7
 
 

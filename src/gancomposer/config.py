@@ -63,6 +63,10 @@ MAX_WIDTH, MAX_LAYERS = 16384, 32
 #: An iteration count chosen from the dataset when a run starts (``key=auto``); ``config.json`` holds the value.
 AUTO = -1
 AUTO_SETTINGS = ("pretrain_iters", "eval_every", "checkpoint_every")
+#: Likelihood pre-training's most updates under ``auto``: on large folders G was still learning, not memorising,
+#: at 12,000 (the chorales' end of pre-training 0.857 / 0.740 after 3000, 0.895 / 0.683 after 12,000; the Irish
+#: tunes' 0.929 / 0.601 and 0.939 / 0.511: overlap / two-sample accuracy; README, "The default recipe").
+PRETRAIN_CAP = 12_000
 
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
@@ -75,8 +79,8 @@ class TrainConfig:
     """How G and D are trained: the phases, the adversarial method, bookkeeping."""
 
     # --- maximum-likelihood (teacher-forcing) pre-training of G ---
-    pretrain_iters: int = setting(AUTO, "G updates by likelihood before the adversarial phase (auto: 3000, or 20 "
-                                        "passes over the training windows when that is fewer)")
+    pretrain_iters: int = setting(AUTO, "G updates by likelihood before the adversarial phase (auto: 20 passes "
+                                        "over the training windows, at most 12000)")
     pretrain_lr: float = setting(2e-3, "learning rate of likelihood pre-training")
     d_pretrain_iters: int = setting(400, "D updates against the frozen pre-trained G before the adversarial phase")
     # --- adversarial training ---
@@ -155,11 +159,12 @@ class TrainConfig:
 
     def for_data(self, train_windows: int) -> TrainConfig:
         """A copy with every ``auto`` setting resolved for a dataset of ``train_windows`` training windows:
-        pre-training stops at 20 passes over a small dataset (beyond that G learns it by heart), and the run is
-        scored and checkpointed about 10 times, on multiples of 50 iterations."""
+        pre-training takes 20 passes over the windows (beyond that G learns them by heart), at most
+        ``PRETRAIN_CAP`` updates, and the run is scored and checkpointed about 10 times, on multiples of 50
+        iterations."""
         cfg = copy.copy(self)
         if cfg.pretrain_iters == AUTO:
-            cfg.pretrain_iters = min(3000, max(100, 20 * math.ceil(train_windows / cfg.batch_size)))
+            cfg.pretrain_iters = min(PRETRAIN_CAP, max(100, 20 * math.ceil(train_windows / cfg.batch_size)))
         cadence = max(50, round(cfg.total_iters / 10 / 50) * 50)
         for name in ("eval_every", "checkpoint_every"):
             if getattr(cfg, name) == AUTO:
