@@ -64,8 +64,7 @@ MAX_WIDTH, MAX_LAYERS = 16384, 32
 AUTO = -1
 AUTO_SETTINGS = ("pretrain_iters", "eval_every", "checkpoint_every")
 #: Likelihood pre-training's most updates under ``auto``: on large folders G was still learning, not memorising,
-#: at 12,000 (the chorales' end of pre-training 0.857 / 0.740 after 3000, 0.895 / 0.683 after 12,000; the Irish
-#: tunes' 0.929 / 0.601 and 0.939 / 0.511: overlap / two-sample accuracy; README, "The default recipe").
+#: at 12,000 (the measurements are in the README, "The default recipe").
 PRETRAIN_CAP = 12_000
 
 
