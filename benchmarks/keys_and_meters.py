@@ -5,6 +5,8 @@ For a model (a shipped model's name, a checkpoint or a run) and the dataset of i
 - default sampling (``--n`` pieces of ``--bars`` bars): the L1 distance between the mean pitch-class histogram
   (duration-weighted, per piece, then averaged) of the composed pieces and of the style's real pieces; the
   meters composed against the style's meter mix; the share of pieces that are a single melodic line;
+- how often the style's own pieces keep the key of their training label over ``--bars`` bars (what a G that
+  modulates as the style does would reach);
 - for each ``--key`` (default "D minor"): the share of ``--key-n`` pieces whose key, estimated twice, is the
   one asked for: by our Krumhansl–Kessler estimate (the one training labels come from) and by music21's
   ``analyze('key')`` on the written MIDI file (an independent judge);
@@ -27,7 +29,7 @@ import symusic
 import torch
 
 from gancomposer.compose import Composer
-from gancomposer.conditions import KEYS, key_of, meter_name
+from gancomposer.conditions import KEYS, key_of, meter_name, window_keys
 from gancomposer.dataset import load_dataset
 from gancomposer.metrics.features import pitch_class_histogram
 
@@ -45,6 +47,22 @@ def music21_key(path: Path) -> str:
     tonic = {"C#": "C#", "D-": "C#", "D#": "Eb", "E-": "Eb", "F#": "F#", "G-": "F#", "G#": "Ab", "A-": "Ab",
              "A#": "Bb", "B-": "Bb"}.get(k.tonic.name, k.tonic.name)
     return f"{tonic} {k.mode}"
+
+
+def real_key_agreement(ds, bars: int) -> tuple[int, int]:
+    """How often the style's own pieces stay in their label's key: of the training pieces' windows in their
+    most common meter that start on a bar line and have ``bars`` bars to go, how many have the same estimated
+    key over ``bars`` bars as over the training window their label comes from."""
+    meter = ds.conditions.meters[0]
+    bar, window = ds.encoding.steps_per_bar(meter), ds.conditions.window_steps[0]
+    same = total = 0
+    for grid in ds.piece_grids("train", meter):
+        starts = list(range(0, len(grid) - max(window, bars * bar) + 1, bar))
+        if starts:
+            labels = window_keys(grid, starts, window, ds.encoding)
+            longer = window_keys(grid, starts, bars * bar, ds.encoding)
+            same, total = same + sum(a == b for a, b in zip(labels, longer)), total + len(starts)
+    return same, total
 
 
 def main() -> None:
@@ -76,6 +94,11 @@ def main() -> None:
     print(f"  single melodic lines: {lines}/{args.n}")
     top = Counter(KEYS[key_of(p.piece)] for p in pieces).most_common(5)
     print("  estimated keys composed: " + ", ".join(f"{k} {c / args.n:.0%}" for k, c in top))
+
+    if composer.keys:
+        same, total = real_key_agreement(ds, args.bars)
+        print(f"  the style's own {meter_name(ds.conditions.meters[0])} windows: the key of their first "
+              f"{args.bars} bars is their training label's key in {same}/{total} ({same / max(total, 1):.0%})")
 
     with tempfile.TemporaryDirectory() as tmp:
         for key in (args.key or ["D minor"]) if composer.keys else []:
