@@ -11,7 +11,7 @@ Resumable: each finished run leaves ``OUT/STYLE-sSEED/result.json`` and is skipp
 run is continued with ``--resume``. Run it in the background:
 
     python benchmarks/adversarial_gain.py --out runs/gain [--styles oneills-irish,ryans-mammoth,monteverdi]
-        [--seeds 0,1,2] [key=value ...]
+        [--seeds 0,1,2] [--window-bars N] [key=value ...]
 """
 
 from __future__ import annotations
@@ -41,13 +41,17 @@ SHORT = ["pretrain_iters=1200", "eval_every=400", "checkpoint_every=400", "sampl
 HEADLINE = ("overlap_area", "two_sample_accuracy", "frechet_distance")
 
 
-def dataset(style: str, root: Path) -> Path:
+def dataset(style: str, root: Path, window_bars: int) -> Path:
     folder = root / "data" / style
-    if not (folder / "manifest.json").is_file():
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
         src = STYLES[style]
         paths, corpus = ([str(src)], None) if src else ([], style)
-        prepare(paths, folder, corpus=corpus, options=PrepareOptions(transpose=(-3, 3)), progress=False,
-                log=lambda s: None)
+        options = PrepareOptions(transpose=(-3, 3), window_bars=window_bars)
+        prepare(paths, folder, corpus=corpus, options=options, progress=False, log=lambda s: None)
+    stored = json.loads(manifest.read_text())["options"]["window_bars"]
+    if stored != window_bars:
+        sys.exit(f"{folder}: prepared with {stored}-bar windows, not {window_bars}; use another --out")
     return folder
 
 
@@ -59,13 +63,13 @@ def score(checkpoint: Path, data: Path, seed: int = 1234, temperature: float = 1
     return {k: row[k] for k in HEADLINE}
 
 
-def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str]) -> dict:
+def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str], window_bars: int) -> dict:
     """Train (or continue) one run and evaluate its two models; the result is kept in ``result.json``."""
     folder = root / f"{style}-s{seed}"
     done = folder / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    data = dataset(style, root)
+    data = dataset(style, root, window_bars)
     run, trained = folder / "run", folder / "trained.json"
     if not trained.is_file():
         config = resolve(preset, None, SHORT + extra + [f"seed={seed}"])
@@ -92,19 +96,21 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--preset", default=None, help="the recipe under test, before the shortened schedule "
                     "(default: the default recipe, no preset)")
+    ap.add_argument("--window-bars", type=int, default=PrepareOptions().window_bars,
+                    help="bars of 4/4 per training window (prepare's --window-bars)")
     ap.add_argument("overrides", nargs="*", help="settings of the recipe under test (key=value)")
     args = ap.parse_args()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     print(f"recipe: {'--preset ' + args.preset if args.preset else 'default'} {' '.join(SHORT + args.overrides)}; "
-          f"threads {os.environ.get('OMP_NUM_THREADS', 'auto')}")
+          f"{args.window_bars}-bar windows; threads {os.environ.get('OMP_NUM_THREADS', 'auto')}")
     print("| style | seed | minutes | pre-training end: overlap / two-sample / Fréchet | default model | "
           "gain in overlap | gain in two-sample (lower is better) | both better | last checkpoint |")
     print("|---|---|---|---|---|---|---|---|---|")
     better = total = 0
     for style in args.styles.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = one_run(style, seed, root, args.preset, args.overrides)
+            r = one_run(style, seed, root, args.preset, args.overrides, args.window_bars)
             a, b = r["pretrained"], r["default"]
             d_oa, d_acc = b["overlap_area"] - a["overlap_area"], b["two_sample_accuracy"] - a["two_sample_accuracy"]
             both = d_oa > 0 and d_acc < 0

@@ -241,16 +241,17 @@ def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, 
     assert nll[20.0] < nll[0.0]
 
 
-def scripted_guard(monkeypatch, qualities: dict[int, float]):
+def scripted_guard(monkeypatch, qualities: dict[int, float], confirm: dict[int, float] | None = None):
     """The guard scores G by a script: quality by adversarial iterations done (a function of the run's state,
-    so a resumed run sees the same scores)."""
+    so a resumed run sees the same scores), on the second set by ``confirm`` where it says otherwise."""
     from gancomposer import guard
 
     def score(run, sampler=None, temperature=1.0, bars=guard.GUARD_BARS, stream="guard"):
-        # the temperature is tuned on its own 8-bar pieces, where this script peaks at 0.9; the guard's fixed
+        # the temperature is tuned on its own pieces, where this script peaks at 0.9; the guard's fixed
         # pieces (which chose the weights at 1.0) would peak at 1.0
-        peak = 0.9 if (stream, bars) == ("tuning", guard.TUNING_BARS) else 1.0
-        q = qualities[run.progress.adversarial_iters] - abs(temperature - peak) * (sampler is not None)
+        peak = 0.9 if stream == "tuning" else 1.0
+        table = {**qualities, **(confirm or {})} if stream == "confirm" else qualities
+        q = table[run.progress.adversarial_iters] - abs(temperature - peak) * (sampler is not None)
         return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}
 
     monkeypatch.setattr(guard, "score", score)
@@ -282,6 +283,20 @@ def test_quality_guard_keeps_the_best_and_rolls_back_when_worse(tiny_data, tmp_p
     last, _ = weights(s["checkpoint"])
     assert state["progress"]["guard_rollbacks"] == 2
     assert all(torch.equal(best[m][k], last[m][k]) for m in ("G", "D", "G_ema") for k in best[m])
+
+
+def test_quality_guard_keeps_only_a_best_that_its_second_set_confirms(tiny_data, tmp_path, monkeypatch):
+    # iteration 2 is better on the fixed set but not on the second one: a lucky draw, not a better G
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.45, 6: 0.7}, confirm={2: 0.45})
+    cfg = tiny(**{**GUARDED, "adversarial_iters": 6, "guard_patience": 3})
+    g = quiet_train(tiny_data, tmp_path / "g", cfg)["guard"]
+    assert (g["best_adversarial_iters"], g["best_quality"], g["rollbacks"]) == (6, 0.7, 0)
+    assert g["confirmed_gain"] == pytest.approx(0.2)
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.45, 6: 0.48}, confirm={2: 0.45})
+    g = quiet_train(tiny_data, tmp_path / "h", cfg)["guard"]
+    assert (g["best_adversarial_iters"], g["gain"], g["confirmed_gain"], g["rollbacks"]) == (0, 0.0, 0.0, 1)
+    _, info = weights(tmp_path / "h" / "checkpoints" / "best.safetensors")
+    assert info["progress"]["adversarial_iters"] == 0
 
 
 def test_quality_guard_rolls_back_to_the_kept_weights_not_the_latest(tiny_data, tmp_path, monkeypatch):
@@ -361,3 +376,15 @@ def test_guard_steps_aside_with_a_single_training_piece(tmp_path):
               progress=False, log=lines.append)
     assert s["guard"] is None and s["iterations"] == 5
     assert any("quality guard needs at least 2 training pieces" in line for line in lines)
+
+
+def test_train_says_where_the_default_model_came_from_and_what_both_guard_sets_saw():
+    from gancomposer.cli import _guard_summary
+
+    g = {"best_adversarial_iters": 75, "best_quality": 0.25, "pretrained_quality": 0.2, "gain": 0.05,
+         "confirmed_gain": 0.02, "rollbacks": 1, "stopped_early": False, "temperature": 0.95}
+    line = _guard_summary(g)
+    assert "adversarial iteration 75" in line and "(+0.050; on the guard's second set +0.020)" in line
+    assert "temperature 0.95" in line and "ended early" not in line
+    old = _guard_summary({**g, "best_adversarial_iters": 0, "confirmed_gain": None, "stopped_early": True})
+    assert "the end of pre-training" in old and "second set" not in old and "phase ended early" in old

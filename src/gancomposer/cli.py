@@ -106,14 +106,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if g is None:
         print(f"best validation Fréchet feature distance {summary['best_score']:.2f} (checkpoints/best.safetensors)")
     else:
-        where = ("the end of pre-training" if g["best_adversarial_iters"] == 0
-                 else f"adversarial iteration {g['best_adversarial_iters']}")
-        print(f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample "
-              f"accuracy) {g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training "
-              f"({g['gain']:+.3f}); {g['rollbacks']} rollbacks" + ("; phase ended early" if g["stopped_early"] else "")
-              + (f"; it composes at temperature {g['temperature']:g}, where the guard scores it best"
-                 if g.get("temperature") else ""))
+        print(_guard_summary(g))
     return 0
+
+
+def _guard_summary(g: dict) -> str:
+    """The line that says where a run's default model came from and what the adversarial phase did."""
+    where = ("the end of pre-training" if g["best_adversarial_iters"] == 0
+             else f"adversarial iteration {g['best_adversarial_iters']}")
+    gains = f"{g['gain']:+.3f}"
+    if g["confirmed_gain"] is not None:
+        gains += f"; on the guard's second set {g['confirmed_gain']:+.3f}"
+    line = (f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample accuracy) "
+            f"{g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training ({gains}); "
+            f"{g['rollbacks']} rollbacks")
+    if g["stopped_early"]:
+        line += "; phase ended early"
+    if g.get("temperature"):
+        line += f"; it composes at temperature {g['temperature']:g}, where the guard scores it best"
+    return line
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:

@@ -44,7 +44,8 @@ def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
     return {"init": seed, "batches": seed * 7919 + rank, "noise": seed * 1000 + rank + 1, "samples": seed + 12345,
             "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1,
             "guard_latents": seed + 4242, "guard_sampling": seed + 4243, "held_out": seed * 7919 + rank + 77,
-            "tuning_latents": seed + 5151, "tuning_sampling": seed + 5152}
+            "tuning_latents": seed + 5151, "tuning_sampling": seed + 5152, "confirm_latents": seed + 6161,
+            "confirm_sampling": seed + 6162}
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Progress:
     guard_last_iter: int = -1  # adversarial iterations done at the last evaluation
     guard_start: float | None = None  # quality of the pre-trained G
     guard_best: float = -math.inf
+    guard_start_confirm: float | None = None  # the pre-trained G's quality on the guard's second set
+    guard_best_confirm: float = -math.inf  # the best G's quality on the second set, which a new best must beat
     guard_best_iter: int = 0  # adversarial iterations done when the best G was made
     guard_worse: int = 0  # evaluations in a row below the best
     guard_rollbacks: int = 0
@@ -395,5 +398,7 @@ def summary(run: Run) -> dict:
             "guard": None if not p.guard_evals else {
                 "best_adversarial_iters": p.guard_best_iter, "best_quality": p.guard_best,
                 "pretrained_quality": p.guard_start, "gain": p.guard_best - p.guard_start,
+                "confirmed_gain": None if p.guard_start_confirm is None  # a run begun before the second set
+                else p.guard_best_confirm - p.guard_start_confirm,
                 "rollbacks": p.guard_rollbacks, "stopped_early": p.adversarial_stopped,
                 "temperature": p.temperature}}
