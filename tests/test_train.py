@@ -246,7 +246,7 @@ def scripted_guard(monkeypatch, qualities: dict[int, float], confirm: dict[int, 
     so a resumed run sees the same scores), on the second set by ``confirm`` where it says otherwise."""
     from gancomposer import guard
 
-    def score(run, sampler=None, temperature=1.0, bars=guard.GUARD_BARS, stream="guard"):
+    def score(run, sampler=None, temperature=1.0, stream="guard"):
         # the temperature is tuned on its own pieces, where this script peaks at 0.9; the guard's fixed
         # pieces (which chose the weights at 1.0) would peak at 1.0
         peak = 0.9 if stream == "tuning" else 1.0

@@ -57,17 +57,15 @@ def due(run: Run, final: bool = False) -> bool:
     return final or p.guard_evals == 0 or p.adversarial_iters % every == 0
 
 
-def score(run: Run, sampler=None, temperature: float = 1.0, bars: int = GUARD_BARS, stream: str = "guard") -> dict:
-    """The evaluate row of G's fixed guard pieces against the training pieces, with the guard's ``quality``:
-    ``GUARD_PIECES`` pieces of ``GUARD_BARS`` bars, or as many bars in all in pieces of ``bars`` bars, which
-    give the same number of 4-bar evaluation windows for the same cost. ``stream`` names the seeds of the
-    pieces' latents and sampling (``guard``: the fixed set the guard chooses G by; ``confirm``: the set that
-    must agree)."""
+def score(run: Run, sampler=None, temperature: float = 1.0, stream: str = "guard") -> dict:
+    """The evaluate row of ``GUARD_PIECES`` pieces of ``GUARD_BARS`` bars against the training pieces, with the
+    guard's ``quality``. ``stream`` names the seeds of the pieces' latents and sampling (``guard``: the fixed
+    set the guard chooses G by; ``confirm``: the set that must agree; ``tuning``: the temperature's)."""
     seeds = stream_seeds(run.cfg.seed)
-    n = max(2, GUARD_PIECES * GUARD_BARS // bars)
+    n = GUARD_PIECES
     latents = seeds[f"{stream}_latents"]
     z = torch.randn(n, run.G.latent_dim, generator=torch.Generator().manual_seed(latents))
-    grids = sample_grids(sampler or run.sampler, z.to(run.device), bars * run.steps_per_bar,
+    grids = sample_grids(sampler or run.sampler, z.to(run.device), GUARD_BARS * run.steps_per_bar,
                          seed=seeds[f"{stream}_sampling"], temperature=temperature,
                          cond=scoring_condition(run, n, latents))
     ref, ref_set = run.guard_reference
