@@ -9,9 +9,9 @@ from gancomposer.config import resolve
 from gancomposer.run import start
 from gancomposer.train import run_phases
 
-data, run, out = sys.argv[1:4]
+data, run, out, *extra = sys.argv[1:]
 cfg = resolve("tiny", None, ["pretrain_iters=3", "adversarial_iters=4", "checkpoint_every=5", "eval_every=5",
-                             "batch_size=8", "mle_weight=1.0", "feature_matching=0.5"])
+                             "batch_size=8", "mle_weight=1.0", "feature_matching=0.5", *extra])
 state = start(data, run, cfg, progress=False, log=lambda s: None)  # train() without its summary ...
 run_phases(state)
 for name, net in (("generator", state.G), ("discriminator", state.D)):  # ... to read each rank's own weights

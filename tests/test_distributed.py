@@ -6,14 +6,17 @@ import sys
 from pathlib import Path
 
 import torch
+import pytest
 from safetensors.torch import load_file
 
 
-def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path):
+# adversarial_ratio: G's gradients are taken apart and averaged over the processes by hand, not by DDP
+@pytest.mark.parametrize("extra", [[], ["adversarial_ratio=1.0"]])
+def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path, extra):
     out = tmp_path / "weights"
     out.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(Path(__file__).parent / "ddp_worker.py"), str(tiny_data), str(tmp_path / "run"), str(out)]
+           str(Path(__file__).parent / "ddp_worker.py"), str(tiny_data), str(tmp_path / "run"), str(out), *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("generator", "discriminator"):

@@ -12,8 +12,8 @@ from gancomposer.errors import UserError
 from gancomposer.dataset import load_dataset
 from gancomposer.losses import teacher_forced_nll
 from gancomposer.model import build_models
-from gancomposer.train import (TrainingInterrupted, TrainingStopped, clip_gradients, instance_noise_std, train,
-                               update_ema)
+from gancomposer.losses import instance_noise_std
+from gancomposer.train import TrainingInterrupted, TrainingStopped, clip_gradients, train, update_ema
 
 
 def tiny(**kw) -> Config:
@@ -167,6 +167,7 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_updates=2),
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
     dict(estimator="reinforce", mle_weight=1.0), dict(estimator="reinforce", loss="hinge"),
+    dict(mle_weight=1.0, adversarial_ratio=0.5, statistics_matching=1.0, d_statistics=True),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))
@@ -239,6 +240,36 @@ def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, 
         torch.manual_seed(0)
         nll[weight] = teacher_forced_nll(g, torch.randn(len(real), cfg.model.latent_dim), real).item()
     assert nll[20.0] < nll[0.0]
+
+
+def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_anchors():
+    from types import SimpleNamespace
+
+    from gancomposer.balance import g_gradients
+    from gancomposer.distributed import World
+    from gancomposer.run import Progress
+
+    net = torch.nn.Linear(3, 1, bias=False)
+    a, b = torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.0, 3.0, 0.0]])
+    for ratio in (0.5, 2.0):
+        net.weight.grad = None
+        run = SimpleNamespace(G=net, progress=Progress(), cfg=TrainConfig(adversarial_ratio=ratio, mle_weight=1.0),
+                              world=World(0, 1, 0), device=torch.device("cpu"))
+        # the adversarial term's gradient is 100 * a, 45 times as long as the anchor's (b)
+        weight = g_gradients(run, 100 * net(a).sum(), net(b).sum())
+        assert weight == pytest.approx(ratio * 3.0 / (100 * 5 ** 0.5))
+        adversarial = net.weight.grad - b  # the anchor's part is b, unscaled
+        assert torch.linalg.vector_norm(adversarial) == pytest.approx(ratio * 3.0)
+        assert torch.allclose(adversarial / adversarial.norm(), a / a.norm())  # its direction kept
+        assert run.progress.adversarial_weight == weight
+    with pytest.raises(UserError, match="adversarial_ratio"):
+        tiny(adversarial_ratio=1.0, mle_weight=0.0).validate()
+    with pytest.raises(UserError, match="d_statistics"):  # nothing to match without D's statistics
+        tiny(statistics_matching=1.0).validate()
+    from gancomposer.config import from_stored
+
+    assert resolve(None).train.adversarial_ratio == 1.0  # the default recipe balances the two gradients ...
+    assert from_stored({"model": {}, "train": {}}).train.adversarial_ratio == 0.0  # ... runs from before did not
 
 
 def scripted_guard(monkeypatch, qualities: dict[int, float], confirm: dict[int, float] | None = None):

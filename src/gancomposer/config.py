@@ -69,8 +69,8 @@ PRETRAIN_CAP = 12_000
 
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
-#: runs made before them: no chord layer, no quality guard, no statistics in D.
-DEFAULTS_BEFORE = {"chord_hidden": 0, "guard_every": 0, "d_statistics": False}
+#: runs made before them: no chord layer, no quality guard, no statistics in D, fixed adversarial weights.
+DEFAULTS_BEFORE = {"chord_hidden": 0, "guard_every": 0, "d_statistics": False, "adversarial_ratio": 0.0}
 
 
 @dataclass
@@ -89,7 +89,7 @@ class TrainConfig:
                         ("gan", "wgan-gp", "hinge", "lsgan"))
     d_updates: int = setting(1, "D updates per G update")
     d_freeze_below: float = setting(0.2, "D sits out while its mean score of fresh fakes is below this (0: off)")
-    lr_g: float = setting(5e-5, "G's adversarial learning rate")
+    lr_g: float = setting(5e-4, "G's adversarial learning rate")
     lr_d: float = setting(1e-3, "D's learning rate (another value than lr_g gives TTUR)")
     beta1: float = setting(0.5, "Adam beta1 of the adversarial optimisers")
     beta2: float = setting(0.999, "Adam beta2 of the adversarial optimisers")
@@ -103,6 +103,9 @@ class TrainConfig:
                                               "statistics (as D reads them) of G's and of real pieces, in G's loss")
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(10.0, "weight of the likelihood anchor kept in G's adversarial loss")
+    adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
+                                            "is this many times as long as the likelihood anchor's (0: their "
+                                            "own weights; needs mle_weight > 0)")
     ema_decay: float = setting(0.995, "moving average of G's weights used for sampling (0: off)")
     estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
                              "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
@@ -149,8 +152,12 @@ class TrainConfig:
         _within(self, "d_freeze_below", 0, 1)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
-                     "mle_weight", "statistics_matching"):
+                     "mle_weight", "statistics_matching", "adversarial_ratio"):
             _within(self, name, 0, math.inf)
+        if self.adversarial_ratio > 0 and self.mle_weight == 0:
+            raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
+                            "the likelihood anchor's, and mle_weight=0 turns the anchor off: set mle_weight > 0, "
+                            "or adversarial_ratio=0")
 
     @property
     def total_iters(self) -> int:
@@ -181,6 +188,9 @@ class Config:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
+        if self.train.statistics_matching > 0 and not self.model.d_statistics:
+            raise UserError(f"statistics_matching={self.train.statistics_matching} matches the statistics D reads, "
+                            "and d_statistics=false gives D none: set d_statistics=true, or statistics_matching=0")
 
     def to_dict(self) -> dict:
         return {"model": asdict(self.model), "train": asdict(self.train)}
@@ -197,12 +207,14 @@ PRESETS: dict[str, dict] = {
                  adversarial_iters=30, pretrain_iters=20, pretrain_lr=1e-3, d_pretrain_iters=0, lr_g=2e-4, lr_d=2e-4,
                  d_freeze_below=0.0, label_smoothing=0.0, feature_matching=0.0, statistics_matching=0.0,
                  mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15, log_every=5, samples=4,
-                 guard_every=0, d_statistics=False),
+                 adversarial_ratio=0.0, guard_every=0, d_statistics=False),
     # The recipe of both shipped models (see MODEL_CARD.md), pinned so that they can be trained again exactly
     # whatever the defaults become (today it differs from them in its fixed 3000 pre-training iterations, 350
-    # adversarial ones, its checkpoint cadence and in keeping every checkpoint).
+    # adversarial ones, G's fixed adversarial weights and slower learning rate, the plain D, its checkpoint
+    # cadence and in keeping every checkpoint).
     "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_iters=3000,
-                 pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
+                 pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, adversarial_ratio=0.0,
+                 lr_d=1e-3,
                  d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
                  d_statistics=False, statistics_matching=0.0, eval_every=250, checkpoint_every=250,
                  keep_checkpoints=100),

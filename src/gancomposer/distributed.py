@@ -149,6 +149,18 @@ def mean(value: float, world: World, device: torch.device) -> float:
     return float(t.item()) / world.size
 
 
+def average_gradients(params: list[torch.nn.Parameter], world: World) -> None:
+    """Average the gradients of ``params`` over the processes (what DDP does in its backward, for gradients
+    set by hand)."""
+    if world.size == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)  # every process must take part in every reduction
+        dist.all_reduce(p.grad)
+        p.grad /= world.size
+
+
 def gather(obj: Any, world: World) -> list:
     """``obj`` of every process, by rank."""
     if world.size == 1:

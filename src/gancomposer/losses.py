@@ -114,3 +114,9 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generat
 def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
     """Salimans et al. 2016: squared distance between the batch means of D's penultimate features."""
     return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).sum()
+
+
+def instance_noise_std(cfg, iteration: int) -> float:
+    """Std of the Gaussian noise added to D's inputs at adversarial ``iteration`` (``cfg``: the training
+    settings): ``instance_noise`` falling linearly to 0 over ``instance_noise_iters``."""
+    return cfg.instance_noise * max(0.0, 1 - iteration / max(1, cfg.instance_noise_iters))

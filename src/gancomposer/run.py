@@ -75,6 +75,7 @@ class Progress:
     d_accuracy: float = 0.5  # D's smoothed accuracy on held-out reals and fresh fakes (balance.py)
     lr_d_scale: float = 1.0  # D's learning rate is lr_d times this
     reward_baseline: float | None = None  # REINFORCE's moving average of G's rewards
+    adversarial_weight: float = 0.0  # the weight of G's adversarial terms in its last update (adversarial_ratio)
     temperature: float | None = None  # the sampling temperature stored with the default model at the end
 
     @property

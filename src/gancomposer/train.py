@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 
 from . import balance, checkpoint, distributed, guard
-from .config import Config, TrainConfig
+from .config import Config
 from .errors import UserError
-from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty,
-                     sample_rewards, score_function_loss, teacher_forced_nll)
+from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, instance_noise_std, interpolate,
+                     r1_penalty, sample_rewards, score_function_loss, teacher_forced_nll)
 from .model import Condition, grid_features, onehot_to_features
 from .processes import sigterm_as_interrupt
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
@@ -149,7 +149,7 @@ def adversarial_step(run: Run) -> None:
         run.monitor.scalars({"D/frozen": float(frozen), "loss/d": d.loss.item(), "loss/g": loss_g, "D/real": d_real,
                              "D/fake": p.d_fake, "grad_norm/d": d.grad_norm, "grad_norm/g": norm_g,
                              "instance_noise": sigma, "D/held_out_accuracy": p.d_accuracy,
-                             "D/lr_scale": p.lr_d_scale}, p.total)
+                             "D/lr_scale": p.lr_d_scale, "G/adversarial_weight": p.adversarial_weight}, p.total)
         rate = (p.total - run.iterations_at_start) / max(1e-9, time.perf_counter() - run.started)
         run.monitor.status(f"D(x)={d_real:.2f} D(G(z))={p.d_fake:.2f} loss_d={d.loss.item():.3f} "
                            f"loss_g={loss_g:.3f} {rate:.2f} it/s")
@@ -190,9 +190,10 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     """One update of G against the current D (plus feature matching and the likelihood anchor on the real
     batch of D's last update); returns G's loss and gradient norm."""
     cfg, p, reinforce = run.cfg, run.progress, run.cfg.estimator == "reinforce"
+    balanced = cfg.adversarial_ratio > 0 and cfg.mle_weight > 0  # gradients set by hand: no DDP hooks in G
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
-        out = run.g_net(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau)
+        out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau)
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
@@ -215,10 +216,13 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 fake_stats = run.D.piece_statistics(fake, d.cond)
                 loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
-            loss = loss + cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
-    norm = optimizer_step(run, loss, run.opt_g, run.G, "G's loss")
+            anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
+    total = loss + anchor if cfg.mle_weight > 0 else loss
+    # balanced: D's pull is rescaled to adversarial_ratio times the anchor's at every update (balance.py)
+    gradients = (lambda: balance.g_gradients(run, loss, anchor)) if balanced else None
+    norm = optimizer_step(run, total, run.opt_g, run.G, "G's loss", gradients)
     update_ema(run.G_ema, run.G, cfg.ema_decay)
-    return loss.item(), norm
+    return (p.adversarial_weight * loss.detach() + anchor.detach() if balanced else total).item(), norm
 
 
 def end_iteration(run: Run) -> None:
@@ -256,12 +260,13 @@ def evaluate_and_checkpoint(run: Run, final: bool = False) -> None:
 
 
 def optimizer_step(run: Run, loss: torch.Tensor, opt: torch.optim.Optimizer, net: torch.nn.Module,
-                   what: str) -> float:
-    """One optimiser step on ``loss`` (all processes stop first if it is not finite); the gradient norm."""
+                   what: str, gradients=None) -> float:
+    """One optimiser step on ``loss`` (all processes stop first if it is not finite), its gradients made by
+    ``loss.backward()`` or by ``gradients()``; returns the gradient norm."""
     if distributed.any_process(not torch.isfinite(loss).item(), run.world, run.device):
         _stop(run, f"{what} became {loss.item()}")
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (gradients or loss.backward)()
     norm = clip_gradients(net.parameters(), run.cfg.grad_clip)
     opt.step()
     return norm
@@ -282,11 +287,6 @@ def update_ema(ema: torch.nn.Module | None, model: torch.nn.Module, decay: float
     with torch.no_grad():
         for pe, p in zip(ema.parameters(), model.parameters()):
             pe.lerp_(p.detach(), 1 - decay)
-
-
-def instance_noise_std(cfg: TrainConfig, iteration: int) -> float:
-    """Std of the Gaussian noise added to D's inputs: ``instance_noise`` falling linearly to 0."""
-    return cfg.instance_noise * max(0.0, 1 - iteration / max(1, cfg.instance_noise_iters))
 
 
 def _log_due(run: Run) -> bool:
