@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 import pytest
+import torch
 from safetensors.torch import load_file
 
 

@@ -10,9 +10,8 @@ from gancomposer import checkpoint, losses
 from gancomposer.config import PRESETS, Config, TrainConfig, apply, resolve
 from gancomposer.errors import UserError
 from gancomposer.dataset import load_dataset
-from gancomposer.losses import teacher_forced_nll
+from gancomposer.losses import instance_noise_std, teacher_forced_nll
 from gancomposer.model import build_models
-from gancomposer.losses import instance_noise_std
 from gancomposer.train import TrainingInterrupted, TrainingStopped, clip_gradients, train, update_ema
 
 

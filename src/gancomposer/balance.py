@@ -65,7 +65,7 @@ def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor) -> fl
     params = [p for p in run.G.parameters() if p.requires_grad]
     g_adv = torch.autograd.grad(adversarial, params, allow_unused=True)
     g_mle = torch.autograd.grad(anchor, params, allow_unused=True)
-    n_adv, n_mle = _total_norm(g_adv), _total_norm(g_mle)
+    n_adv, n_mle = total_norm(g_adv), total_norm(g_mle)
     weight = distributed.mean(run.cfg.adversarial_ratio * n_mle / n_adv if n_adv > 0 else 0.0, run.world,
                               run.device)
     for p, a, m in zip(params, g_adv, g_mle):
@@ -76,6 +76,7 @@ def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor) -> fl
     return weight
 
 
-def _total_norm(grads) -> float:
+def total_norm(grads) -> float:
+    """The Euclidean norm of all of ``grads`` together (``None`` entries left out; 0 when there are none)."""
     norms = [g.detach().norm() for g in grads if g is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0

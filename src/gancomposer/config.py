@@ -213,11 +213,10 @@ PRESETS: dict[str, dict] = {
     # adversarial ones, G's fixed adversarial weights and slower learning rate, the plain D, its checkpoint
     # cadence and in keeping every checkpoint).
     "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_iters=3000,
-                 pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, adversarial_ratio=0.0,
-                 lr_d=1e-3,
+                 pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
                  d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
-                 d_statistics=False, statistics_matching=0.0, eval_every=250, checkpoint_every=250,
-                 keep_checkpoints=100),
+                 adversarial_ratio=0.0, d_statistics=False, statistics_matching=0.0, eval_every=250,
+                 checkpoint_every=250, keep_checkpoints=100),
 }
 
 

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -
     return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
-def instance_noise_std(cfg, iteration: int) -> float:
+def instance_noise_std(cfg: TrainConfig, iteration: int) -> float:
     """Std of the Gaussian noise added to D's inputs at adversarial ``iteration`` (``cfg``: the training
     settings): ``instance_noise`` falling linearly to 0 over ``instance_noise_iters``."""
     return cfg.instance_noise * max(0.0, 1 - iteration / max(1, cfg.instance_noise_iters))

@@ -277,7 +277,7 @@ def clip_gradients(params, max_norm: float) -> float:
     params = [p for p in params if p.grad is not None]
     if max_norm > 0:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in params]))) if params else 0.0
+    return balance.total_norm(p.grad for p in params)
 
 
 def update_ema(ema: torch.nn.Module | None, model: torch.nn.Module, decay: float) -> None:
