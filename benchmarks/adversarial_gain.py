@@ -1,7 +1,8 @@
 """Benchmark: what the adversarial phase gains over its own end of pre-training, per style and seed.
 
 For each style and seed: prepare the style's dataset (once, cached), train the recipe under test on a shortened
-schedule, then compose 96 pieces of 8 bars at temperature 1.0 from the run's end of pre-training
+schedule, then compose 96 pieces of 8 bars at the adversarial phase's temperature (``adversarial_temperature``:
+where the guard found the pre-trained G best, or 1.0 for recipes that draw at 1.0) from the run's end of pre-training
 (``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial phase starts) and
 from the run's default model (``best.safetensors``), with each of three sampling seeds (1234-1236), and
 evaluate each set exactly as ``gancomposer evaluate`` does against the dataset; a model's numbers are the mean
@@ -27,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gancomposer.checkpoint import load
 from gancomposer.compose import Composer
 from gancomposer.config import resolve
 from gancomposer.dataset import PrepareOptions, prepare
@@ -69,9 +71,9 @@ def score(checkpoint: Path, data: Path, seed: int = SEEDS[0], temperature: float
     return {k: row[k] for k in HEADLINE}
 
 
-def mean_score(checkpoint: Path, data: Path) -> tuple[dict, dict]:
+def mean_score(checkpoint: Path, data: Path, temperature: float = 1.0) -> tuple[dict, dict]:
     """The mean of :func:`score` over :data:`SEEDS`, and each number's spread (max - min) over them."""
-    rows = [score(checkpoint, data, seed=s) for s in SEEDS]
+    rows = [score(checkpoint, data, seed=s, temperature=temperature) for s in SEEDS]
     return ({k: sum(r[k] for r in rows) / len(rows) for k in HEADLINE},
             {k: max(r[k] for r in rows) - min(r[k] for r in rows) for k in HEADLINE})
 
@@ -92,10 +94,13 @@ def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str], wi
         trained.write_text(json.dumps({"minutes": (time.perf_counter() - t) / 60, "guard": summary["guard"]}))
     ck = run / "checkpoints"
     last = sorted(ck.glob("step-*.safetensors"))[-1]  # the phase's last G (after any rollback of the guard)
-    pretrained, _ = mean_score(ck / "pretrained.safetensors", data)
-    default, noise = mean_score(ck / "best.safetensors", data)
+    # both models at the temperature the phase drew G at (the pre-trained G's best where it was tuned)
+    t = load(ck / "pretrained.safetensors")[1]["progress"].get("adversarial_temperature") or 1.0
+    pretrained, _ = mean_score(ck / "pretrained.safetensors", data, t)
+    default, noise = mean_score(ck / "best.safetensors", data, t)
     result = {"style": style, "seed": seed, **json.loads(trained.read_text()), "sampling_seeds": list(SEEDS),
-              "pretrained": pretrained, "default": default, "last": score(last, data), "noise": noise}
+              "temperature": t, "pretrained": pretrained, "default": default,
+              "last": score(last, data, temperature=t), "noise": noise}
     done.write_text(json.dumps(result, indent=1))
     return result
 
@@ -117,9 +122,9 @@ def main() -> None:
           f"{args.window_bars}-bar windows; threads {os.environ.get('OMP_NUM_THREADS', 'auto')}")
     print(f"(each model: the mean over sampling seeds {', '.join(map(str, SEEDS))}; "
           f"the last checkpoint: seed {SEEDS[0]})")
-    print("| style | seed | minutes | pre-training end: overlap / two-sample / Fréchet | default model | "
+    print("| style | seed | temperature | minutes | pre-training end: overlap / two-sample / Fréchet | default model | "
           "gain in overlap | gain in two-sample (lower is better) | both better | last checkpoint |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     better = total = 0
     for style in args.styles.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -130,11 +135,12 @@ def main() -> None:
             better, total = better + both, total + 1
             fmt = lambda x: f"{x['overlap_area']:.3f} / {x['two_sample_accuracy']:.3f} / {x['frechet_distance']:.1f}"  # noqa: E731
             last = fmt(r["last"]) if "last" in r else "-"
-            print(f"| {style} | {seed} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | {d_oa:+.3f} | {d_acc:+.3f} | "
+            print(f"| {style} | {seed} | {r.get('temperature', 1.0):g} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | "
+                  f"{d_oa:+.3f} | {d_acc:+.3f} | "
                   f"{'yes' if both else 'no'} | {last} |", flush=True)
             if seed == 0:
                 n = r["noise"]
-                print(f"|  | sampling noise (3 seeds, one model) | | | | ±{n['overlap_area']:.3f} | "
+                print(f"|  | sampling noise (3 seeds, one model) | | | | | ±{n['overlap_area']:.3f} | "
                       f"±{n['two_sample_accuracy']:.3f} | | |", flush=True)
     print(f"\nthe adversarial phase improved both numbers in {better} of {total} runs")
     sys.stdout.flush()

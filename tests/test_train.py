@@ -165,7 +165,7 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
     dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_updates=2),
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
-    dict(estimator="reinforce", mle_weight=1.0), dict(estimator="reinforce", loss="hinge"),
+    dict(estimator="reinforce", mle_weight=1.0, adversarial_temperature=0.8), dict(estimator="reinforce", loss="hinge"),
     dict(mle_weight=1.0, adversarial_ratio=0.5, statistics_matching=1.0, d_statistics=True),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
@@ -269,6 +269,7 @@ def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_an
 
     assert resolve(None).train.adversarial_ratio == 1.0  # the default recipe balances the two gradients ...
     assert from_stored({"model": {}, "train": {}}).train.adversarial_ratio == 0.0  # ... runs from before did not
+    assert resolve(None).train.adversarial_temperature == 1.0  # 0 (tuned) is an option, not yet shown better
 
 
 def scripted_guard(monkeypatch, qualities: dict[int, float], confirm: dict[int, float] | None = None):
@@ -337,6 +338,43 @@ def test_quality_guard_rolls_back_to_the_kept_weights_not_the_latest(tiny_data, 
     best, _ = weights(tmp_path / "g" / "checkpoints" / "best.safetensors")
     last, _ = weights(s["checkpoint"])
     assert all(torch.equal(best["G"][k], last["G"][k]) for k in best["G"])
+
+
+def test_adversarial_phase_draws_g_where_the_pre_trained_g_scores_best(tiny_data, tmp_path, monkeypatch):
+    from gancomposer import guard
+    from gancomposer.model import Generator
+
+    scored = {"guard": set(), "confirm": set(), "tuning": set()}
+
+    def score(run, sampler=None, temperature=1.0, stream="guard"):
+        scored[stream].add(temperature)
+        q = 0.5 - abs(temperature - 0.9) if stream == "tuning" else 0.5 + 0.01 * run.progress.adversarial_iters
+        return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}
+
+    drawn, forward = [], Generator.forward
+
+    def spy(self, *args, temperature=1.0, teacher=None, **kwargs):
+        if teacher is None and self.training:  # training's own pieces, not samples or scores (drawn in eval mode)
+            drawn.append(float(temperature))
+        return forward(self, *args, temperature=temperature, teacher=teacher, **kwargs)
+
+    monkeypatch.setattr(guard, "score", score)
+    monkeypatch.setattr(Generator, "forward", spy)
+    cfg = tiny(**{**GUARDED, "adversarial_iters": 4, "d_pretrain_iters": 2, "tune_temperature": False,
+                  "adversarial_temperature": 0.0})
+    s = quiet_train(tiny_data, tmp_path / "auto", cfg)
+    assert checkpoint.load_state(s["checkpoint"])["progress"]["adversarial_temperature"] == 0.9
+    assert weights(tmp_path / "auto" / "checkpoints" / "pretrained.safetensors")[1]["progress"][
+        "adversarial_temperature"] == 0.9  # in the models' own metadata too (the gain benchmark reads it there)
+    assert scored == {"guard": {0.9}, "confirm": {0.9}, "tuning": set(guard.TEMPERATURES)}
+    assert len(drawn) == 2 + 4 * 2 and set(drawn) == {0.9}  # D's pre-training, then D's and G's updates
+    # a temperature that is set is used as it is, with nothing tuned
+    scored, drawn[:] = {"guard": set(), "confirm": set(), "tuning": set()}, []
+    quiet_train(tiny_data, tmp_path / "set", tiny(**{**GUARDED, "adversarial_iters": 4, "tune_temperature": False,
+                                                     "adversarial_temperature": 1.1}))
+    assert scored["tuning"] == set() and scored["guard"] == {1.1} and set(drawn) == {1.1}
+    assert weights(tmp_path / "set" / "checkpoints" / "pretrained.safetensors")[1]["progress"][
+        "adversarial_temperature"] == 1.1
 
 
 def test_resume_stays_exact_across_guard_rollbacks(tiny_data, tmp_path, monkeypatch):
@@ -418,3 +456,5 @@ def test_train_says_where_the_default_model_came_from_and_what_both_guard_sets_s
     assert "temperature 0.95" in line and "ended early" not in line
     old = _guard_summary({**g, "best_adversarial_iters": 0, "confirmed_gain": None, "stopped_early": True})
     assert "the end of pre-training" in old and "second set" not in old and "phase ended early" in old
+    assert "accuracy) 0.250" in line and "accuracy, at temperature 0.9) 0.250" in _guard_summary(
+        {**g, "adversarial_temperature": 0.9})  # the temperature the phase drew G at, and the guard scored it

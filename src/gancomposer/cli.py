@@ -117,8 +117,9 @@ def _guard_summary(g: dict) -> str:
     gains = f"{g['gain']:+.3f}"
     if g["confirmed_gain"] is not None:
         gains += f"; on the guard's second set {g['confirmed_gain']:+.3f}"
-    line = (f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample accuracy) "
-            f"{g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training ({gains}); "
+    drawn = f", at temperature {g['adversarial_temperature']:g}" if g.get("adversarial_temperature") else ""
+    line = (f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample accuracy"
+            f"{drawn}) {g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training ({gains}); "
             f"{g['rollbacks']} rollbacks")
     if g["stopped_early"]:
         line += "; phase ended early"

@@ -106,6 +106,9 @@ class TrainConfig:
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
                                             "is this many times as long as the likelihood anchor's (0: their "
                                             "own weights; needs mle_weight > 0)")
+    adversarial_temperature: float = setting(1.0, "temperature of G's pieces in D's pre-training and the adversarial "
+                                                  "phase, where the guard also scores them (0: the one at which the "
+                                                  "guard scores the pre-trained G best, found when pre-training ends)")
     ema_decay: float = setting(0.995, "moving average of G's weights used for sampling (0: off)")
     estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
                              "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
@@ -152,7 +155,7 @@ class TrainConfig:
         _within(self, "d_freeze_below", 0, 1)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
-                     "mle_weight", "statistics_matching", "adversarial_ratio"):
+                     "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature"):
             _within(self, name, 0, math.inf)
         if self.adversarial_ratio > 0 and self.mle_weight == 0:
             raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
@@ -210,13 +213,13 @@ PRESETS: dict[str, dict] = {
                  adversarial_ratio=0.0, guard_every=0, d_statistics=False),
     # The recipe of both shipped models (see MODEL_CARD.md), pinned so that they can be trained again exactly
     # whatever the defaults become (today it differs from them in its fixed 3000 pre-training iterations, 350
-    # adversarial ones, G's fixed adversarial weights and slower learning rate, the plain D, its checkpoint
-    # cadence and in keeping every checkpoint).
+    # adversarial ones, G's fixed adversarial weights, slower learning rate and temperature 1.0, the plain D,
+    # its checkpoint cadence and in keeping every checkpoint).
     "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_iters=3000,
                  pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
                  d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
-                 adversarial_ratio=0.0, d_statistics=False, statistics_matching=0.0, eval_every=250,
-                 checkpoint_every=250, keep_checkpoints=100),
+                 adversarial_ratio=0.0, adversarial_temperature=1.0, d_statistics=False, statistics_matching=0.0,
+                 eval_every=250, checkpoint_every=250, keep_checkpoints=100),
 }
 
 

@@ -81,11 +81,11 @@ def check(run: Run) -> dict:
     """Evaluate G; keep it if it is the best so far on both fixed sets, roll back after ``guard_patience``
     evaluations that are not."""
     p, cfg = run.progress, run.cfg
-    row = {**score(run), "adversarial_iters": p.adversarial_iters}
+    row = {**score(run, temperature=run.adversarial_temperature), "adversarial_iters": p.adversarial_iters}
     p.guard_evals += 1
     p.guard_last_iter = p.adversarial_iters
     if row["quality"] > p.guard_best:
-        row["confirm_quality"] = score(run, stream="confirm")["quality"]
+        row["confirm_quality"] = score(run, temperature=run.adversarial_temperature, stream="confirm")["quality"]
     if p.guard_evals == 1:  # where pre-training left G: kept apart, to tell what the adversarial phase did
         p.guard_start, p.guard_start_confirm = row["quality"], row["confirm_quality"]
         save_checkpoint(run, "pretrained", with_state=False, extra={"guard": row})
@@ -128,6 +128,15 @@ def rollback(run: Run) -> None:
 TEMPERATURES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1)
 
 
+def best_temperature(run: Run, sampler=None) -> tuple[float, dict]:
+    """The temperature of :data:`TEMPERATURES` at which G (or ``sampler``) scores best on the tuning stream's
+    pieces (ties: the one nearest 1.0), and each one's row; 1.0 without a guard reference."""
+    if run.guard_reference is None:
+        return 1.0, {}
+    sweep = {t: score(run, sampler, t, stream="tuning") for t in TEMPERATURES}
+    return max(TEMPERATURES, key=lambda t: (sweep[t]["quality"], -abs(t - 1.0))), sweep
+
+
 def tune_temperature(run: Run) -> dict | None:
     """Score the run's default model (the guard's best weights) at each of :data:`TEMPERATURES` and store the
     best in ``best.safetensors``, so composing with the run uses it. Returns ``{"temperature", "sweep"}``.
@@ -139,8 +148,7 @@ def tune_temperature(run: Run) -> dict | None:
         return None
     sampler = copy.deepcopy(run.sampler)
     sampler.load_state_dict(run.guard_weights["G_ema" if run.G_ema is not None else "G"])
-    sweep = {t: score(run, sampler, t, stream="tuning") for t in TEMPERATURES}
-    chosen = max(TEMPERATURES, key=lambda t: (sweep[t]["quality"], -abs(t - 1.0)))
+    chosen, sweep = best_temperature(run, sampler)
     found = {"temperature": chosen, "sweep": {str(t): row for t, row in sweep.items()}}
     checkpoint.update_info(best, {"temperature": chosen, "temperature_sweep": found["sweep"]})
     run.monitor.scalars({"guard/temperature": chosen}, run.progress.total)

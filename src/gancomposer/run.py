@@ -77,6 +77,7 @@ class Progress:
     reward_baseline: float | None = None  # REINFORCE's moving average of G's rewards
     adversarial_weight: float = 0.0  # the weight of G's adversarial terms in its last update (adversarial_ratio)
     temperature: float | None = None  # the sampling temperature stored with the default model at the end
+    adversarial_temperature: float | None = None  # G's temperature in D's pre-training and the adversarial phase
 
     @property
     def total(self) -> int:
@@ -120,6 +121,19 @@ class Run:
     started: float = field(default_factory=time.perf_counter)  # when this process started training
     iterations_at_start: int = 0
     seconds_at_start: float = 0.0  # training time of the earlier processes of a resumed run
+
+    @property
+    def adversarial_temperature(self) -> float:
+        """G's sampling temperature in D's pre-training and the adversarial phase: the setting, or (0) the one at
+        which the guard scores the pre-trained G best, found the first time it is asked for."""
+        p = self.progress
+        if self.cfg.adversarial_temperature:  # set: used as it is (also when changed on resume)
+            p.adversarial_temperature = self.cfg.adversarial_temperature
+        elif p.adversarial_temperature is None:
+            from . import guard
+
+            p.adversarial_temperature = guard.best_temperature(self)[0]
+        return p.adversarial_temperature
 
     @property
     def cfg(self):
@@ -346,7 +360,8 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | 
         p = run.progress
         info = {**run.config.to_dict(), "data": run.data_info, "iteration": p.total,
                 "progress": {"pretrain_iters": p.pretrain_iters, "d_pretrain_iters": p.d_pretrain_iters,
-                             "adversarial_iters": p.adversarial_iters},
+                             "adversarial_iters": p.adversarial_iters,
+                             "adversarial_temperature": p.adversarial_temperature},
                 "training_seconds": round(p.seconds, 1),
                 "best_score": p.best_score if math.isfinite(p.best_score) else None, **(extra or {})}
         checkpoint.save(path, run.networks(), info, state)
@@ -402,4 +417,4 @@ def summary(run: Run) -> dict:
                 "confirmed_gain": None if p.guard_start_confirm is None  # a run begun before the second set
                 else p.guard_best_confirm - p.guard_start_confirm,
                 "rollbacks": p.guard_rollbacks, "stopped_early": p.adversarial_stopped,
-                "temperature": p.temperature}}
+                "temperature": p.temperature, "adversarial_temperature": p.adversarial_temperature}}

@@ -42,8 +42,7 @@ class TrainingInterrupted(UserError):
 
 @dataclass
 class DStep:
-    """One D update: the real batch it saw (grid, conditions and, noised, features) and D's logits on real and
-    fake (the fakes made under the reals' conditions)."""
+    """One D update: the real batch it saw (grid, conditions, noised features), D's logits on it and on fakes."""
 
     real_grid: torch.Tensor
     cond: Condition
@@ -164,7 +163,8 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     b, steps = real.shape[:2]
     z = torch.randn(b, run.G.latent_dim, device=run.device)
     with torch.no_grad(), run.amp:
-        fake = onehot_to_features(run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau).onehot).float()
+        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature)
+        fake = onehot_to_features(out.onehot).float()
     if sigma > 0:
         real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
     gp, r1 = learn and cfg.loss == "wgan-gp", learn and cfg.r1_gamma > 0
@@ -193,7 +193,8 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     balanced = cfg.adversarial_ratio > 0 and cfg.mle_weight > 0  # gradients set by hand: no DDP hooks in G
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
-        out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau)
+        out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau,
+                                                 temperature=run.adversarial_temperature)
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
@@ -235,11 +236,9 @@ def end_iteration(run: Run) -> None:
 
 
 def evaluate_and_checkpoint(run: Run, final: bool = False) -> None:
-    """Score G on validation and keep the best when due, then checkpoint (with samples) when due.
-
-    ``final``: after the last iteration, whose own call already did what was due then; the run ends on a
-    checkpoint, with a score, either way.
-    """
+    """Score G on validation and keep the best when due, then checkpoint (with samples) when due. ``final``:
+    after the last iteration, whose own call already did what was due then; the run ends on a checkpoint, with a
+    score, either way."""
     it = run.progress.total
     eval_due, checkpoint_due = it % run.cfg.eval_every == 0, it % run.cfg.checkpoint_every == 0
     if final:
