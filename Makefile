@@ -38,7 +38,7 @@ browser-deps:
 demo: $(STAMP) audio-deps
 	$(PY) -m gancomposer demo
 
-test: $(STAMP) browser-deps
+test: $(STAMP) audio-deps browser-deps
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
