@@ -81,11 +81,11 @@ def check(run: Run) -> dict:
     """Evaluate G; keep it if it is the best so far on both fixed sets, roll back after ``guard_patience``
     evaluations that are not."""
     p, cfg = run.progress, run.cfg
-    row = {**score(run, temperature=run.adversarial_temperature), "adversarial_iters": p.adversarial_iters}
+    row = {**score(run, temperature=run.adversarial_temperature()), "adversarial_iters": p.adversarial_iters}
     p.guard_evals += 1
     p.guard_last_iter = p.adversarial_iters
     if row["quality"] > p.guard_best:
-        row["confirm_quality"] = score(run, temperature=run.adversarial_temperature, stream="confirm")["quality"]
+        row["confirm_quality"] = score(run, temperature=run.adversarial_temperature(), stream="confirm")["quality"]
     if p.guard_evals == 1:  # where pre-training left G: kept apart, to tell what the adversarial phase did
         p.guard_start, p.guard_start_confirm = row["quality"], row["confirm_quality"]
         save_checkpoint(run, "pretrained", with_state=False, extra={"guard": row})

@@ -122,10 +122,10 @@ class Run:
     iterations_at_start: int = 0
     seconds_at_start: float = 0.0  # training time of the earlier processes of a resumed run
 
-    @property
     def adversarial_temperature(self) -> float:
         """G's sampling temperature in D's pre-training and the adversarial phase: the setting, or (0) the one at
-        which the guard scores the pre-trained G best, found the first time it is asked for."""
+        which the guard scores the pre-trained G best, found (by scoring G at each temperature) the first time it
+        is asked for and kept in the progress."""
         p = self.progress
         if self.cfg.adversarial_temperature:  # set: used as it is (also when changed on resume)
             p.adversarial_temperature = self.cfg.adversarial_temperature
