@@ -1,10 +1,11 @@
 """Benchmark: what the adversarial phase gains over its own end of pre-training, per style and seed.
 
 For each style and seed: prepare the style's dataset (once, cached), train the recipe under test on a shortened
-schedule, then compose 96 pieces of 8 bars at the adversarial phase's temperature (``adversarial_temperature``:
-where the guard found the pre-trained G best, or 1.0 for recipes that draw at 1.0) from the run's end of pre-training
-(``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial phase starts) and
-from the run's default model (``best.safetensors``), with each of three sampling seeds (1234-1236), and
+schedule, then compose 96 pieces of 8 bars at the temperature the adversarial phase drew G at
+(``adversarial_temperature``: 1.0 by default, or where the guard found the pre-trained G best) from the run's end
+of pre-training (``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial
+phase starts) and from the run's default model (``best.safetensors``), with each of three sampling seeds
+(1234-1236), and
 evaluate each set exactly as ``gancomposer evaluate`` does against the dataset; a model's numbers are the mean
 over the three sets (one set's two-sample accuracy moves by ±0.02-0.05 from seed to seed, as much as the phase
 changes it). The last checkpoint is scored with seed 1234 alone. Prints one row per run with the difference,
@@ -136,8 +137,7 @@ def main() -> None:
             fmt = lambda x: f"{x['overlap_area']:.3f} / {x['two_sample_accuracy']:.3f} / {x['frechet_distance']:.1f}"  # noqa: E731
             last = fmt(r["last"]) if "last" in r else "-"
             print(f"| {style} | {seed} | {r.get('temperature', 1.0):g} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | "
-                  f"{d_oa:+.3f} | {d_acc:+.3f} | "
-                  f"{'yes' if both else 'no'} | {last} |", flush=True)
+                  f"{d_oa:+.3f} | {d_acc:+.3f} | {'yes' if both else 'no'} | {last} |", flush=True)
             if seed == 0:
                 n = r["noise"]
                 print(f"|  | sampling noise (3 seeds, one model) | | | | | ±{n['overlap_area']:.3f} | "

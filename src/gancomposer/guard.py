@@ -4,7 +4,7 @@ At the start of the phase (G as pre-training left it) and every ``guard_every`` 
 composes a fixed set of pieces (fixed latents, fixed sampling seed; 8 bars each, as long as users compose by
 default, so the guard sees the bars past a training window's length that ``evaluate`` sees too) that is scored
 as ``gancomposer evaluate`` scores a folder, against the training pieces: mean overlap area, two-sample accuracy
-and Fréchet distance.
+and Fréchet distance. G composes at the temperature it is drawn at in the phase (``adversarial_temperature``).
 The guard's quality is ``overlap area - two-sample accuracy`` (higher is better; both lie in [0, 1]). The
 training pieces, not the few validation ones: against the ~100 windows of a 5-piece validation split the
 two-sample accuracy of 128 pieces jumped between 0.77 and 0.84 from one evaluation to the next (25 iterations
