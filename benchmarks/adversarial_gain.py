@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from gancomposer.checkpoint import load
 from gancomposer.compose import Composer
 from gancomposer.config import resolve
 from gancomposer.dataset import PrepareOptions, prepare
@@ -96,7 +95,7 @@ def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str], wi
     ck = run / "checkpoints"
     last = sorted(ck.glob("step-*.safetensors"))[-1]  # the phase's last G (after any rollback of the guard)
     # both models at the temperature the phase drew G at (the pre-trained G's best where it was tuned)
-    t = load(ck / "pretrained.safetensors")[1]["progress"].get("adversarial_temperature") or 1.0
+    t = (json.loads(trained.read_text())["guard"] or {}).get("adversarial_temperature") or 1.0
     pretrained, _ = mean_score(ck / "pretrained.safetensors", data, t)
     default, noise = mean_score(ck / "best.safetensors", data, t)
     result = {"style": style, "seed": seed, **json.loads(trained.read_text()), "sampling_seeds": list(SEEDS),

@@ -190,7 +190,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     """One update of G against the current D (plus feature matching and the likelihood anchor on the real
     batch of D's last update); returns G's loss and gradient norm."""
     cfg, p, reinforce = run.cfg, run.progress, run.cfg.estimator == "reinforce"
-    balanced = cfg.adversarial_ratio > 0 and cfg.mle_weight > 0  # gradients set by hand: no DDP hooks in G
+    balanced = cfg.adversarial_ratio > 0  # (needs mle_weight > 0: validated) gradients set by hand, no DDP hooks
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
         out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau,
