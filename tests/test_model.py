@@ -1,5 +1,6 @@
 """G and D: shapes, D's range, straight-through samples that look exactly like data, continuation."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,3 +182,69 @@ def test_voice_by_voice_sampling_sees_every_voice_above_and_equals_teacher_forci
     changed[:, :, 1] = (states[:, :, 1] + 1) % 7  # another state for voice 1 only
     a, b = g(z, teacher=states).logits, g(z, teacher=changed).logits
     assert torch.allclose(a[:, 0, :2], b[:, 0, :2]) and not torch.allclose(a[:, 0, 2], b[:, 0, 2])
+
+
+def _fifth_below_rate(voice_pairs: bool) -> float:
+    """Fit G by likelihood to two voices, the upper on a random pitch each step and the lower always a fifth
+    below it, with no chord layer; how often do its samples keep the fifth?"""
+    torch.manual_seed(0)
+    g = Generator(cells=2, states=14, bar_steps=(8,), hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
+                  chord_hidden=0, chord_block=1, voice_pairs=voice_pairs)
+    opt = torch.optim.Adam(g.parameters(), lr=5e-2)
+    for _ in range(150):
+        upper = torch.randint(7, 12, (32, 8))  # pitches 7..11, a state each: 2 + pitch
+        real = torch.stack([upper + 2, upper - 7 + 2], -1)
+        logits = g(torch.randn(32, 4), teacher=real).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 14), real.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        states = g(torch.randn(200, 4), 8, generator=torch.Generator().manual_seed(0)).onehot.argmax(-1)
+    return (states[..., 0] - states[..., 1] == 7).float().mean().item()
+
+
+def test_voice_pairs_let_a_voice_follow_the_interval_to_the_voice_drawn_before_it():
+    # Without a chord layer the lower voice cannot see which pitch the upper one just drew (1 in 5 by chance);
+    # the pair table scores "a fifth below it, both moving" directly.
+    assert _fifth_below_rate(False) < 0.35
+    assert _fifth_below_rate(True) > 0.9
+
+
+def test_voice_pairs_sampling_equals_teacher_forcing_and_carries_the_sounding_pitches():
+    from gancomposer.model import SILENT, VoicePairs
+
+    torch.manual_seed(0)
+    g = Generator(cells=4, states=9, bar_steps=(12,), hidden=16, layers=1, latent_dim=6, step_noise_dim=0,
+                  chord_hidden=5, chord_block=1, voice_pairs=True)
+    torch.nn.init.normal_(g.chord_v, std=2.0)
+    torch.nn.init.normal_(g.pairs.table, std=2.0)  # a live table (it starts at zero)
+    z = torch.randn(3, 6)
+    onehot, logits, carry = g(z, 20)
+    forced = g(z, teacher=onehot.argmax(-1))
+    assert torch.allclose(forced.logits, logits, atol=1e-5)
+    assert torch.equal(forced.carry[3], carry[3])  # each voice's sounding pitch at the end, the same both ways
+    with torch.no_grad():
+        fast, fast_logits, _ = g(z, 20, generator=torch.Generator().manual_seed(5))
+    slow, slow_logits, _ = g(z, 20, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(fast, slow.detach()) and torch.allclose(fast_logits, slow_logits.detach(), atol=1e-5)
+    # REST 0, TIE 1, onsets from 2: a tie keeps the pitch, a rest ends it, a tie after a rest sounds nothing
+    grid = torch.tensor([1, 3, 1, 0, 1, 4, 4, 1, 2]).view(1, -1, 1)
+    heard = [SILENT, 1, 1, SILENT, SILENT, 2, 2, 2, 0]
+    assert VoicePairs.sounding(grid).flatten().tolist() == heard
+    assert VoicePairs.sounding(grid.to(torch.uint8)).flatten().tolist() == heard  # as datasets store pieces
+    # and so does G's teacher-forced pass: a uint8 piece and the same piece as int64 give the same logits
+    real = onehot.argmax(-1)
+    assert torch.equal(g(z, teacher=real.to(torch.uint8)).logits, forced.logits)
+
+
+def test_voice_pairs_follow_the_setting_for_voices_only_and_old_checkpoints_load_without_them():
+    from gancomposer.conditions import Conditions
+    from gancomposer.config import ModelConfig, model_config
+    from gancomposer.encoding import PianoRoll, Voices
+
+    conditions = Conditions([(4, 4)], [16], np.ones((1, 24), int))
+    for enc, pairs in ((Voices(low=60, high=72, voices=4), True), (PianoRoll(low=60, high=72), False)):
+        assert (Generator.from_config(ModelConfig(), enc, conditions).pairs is not None) is pairs
+    stored = {k: v for k, v in vars(ModelConfig()).items() if k != "voice_pairs"}  # written before the setting
+    assert model_config(stored).voice_pairs is False

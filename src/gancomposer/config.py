@@ -39,6 +39,9 @@ class ModelConfig:
     g_hidden: int = setting(256, "G's recurrent width")
     g_layers: int = setting(2, "G's recurrent layers")
     chord_hidden: int = setting(64, "NADE layer linking the cells of one step (0: cells drawn independently)")
+    voice_pairs: bool = setting(True, "with voices: G also scores how each voice moves against each voice drawn "
+                                      "before it (the interval class between them before and after the step, "
+                                      "each one's direction), learned from the data")
     d_hidden: int = setting(128, "D's recurrent width (per direction)")
     d_layers: int = setting(1, "D's recurrent layers")
     spectral_norm: bool = setting(False, "spectral normalisation of D's linear layers")
@@ -69,8 +72,10 @@ PRETRAIN_CAP = 12_000
 
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
-#: runs made before them: no chord layer, no quality guard, no statistics in D, fixed adversarial weights.
-DEFAULTS_BEFORE = {"chord_hidden": 0, "guard_every": 0, "d_statistics": False, "adversarial_ratio": 0.0}
+#: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
+#: weights.
+DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
+                   "adversarial_ratio": 0.0}
 
 
 @dataclass
@@ -282,9 +287,11 @@ def apply(config: Config, values: dict, source: str) -> Config:
 
 
 def model_config(values: dict, source: str = "checkpoint") -> ModelConfig:
-    """The network config stored in a checkpoint's ``model`` entry, checked."""
+    """The network config stored in a checkpoint's ``model`` entry, checked (a setting the checkpoint
+    predates takes the value that describes it, from :data:`DEFAULTS_BEFORE`)."""
     cfg = ModelConfig()
-    _set((cfg,), values, f"{source} model settings")
+    before = {k: v for k, v in DEFAULTS_BEFORE.items() if hasattr(cfg, k)}
+    _set((cfg,), {**before, **values}, f"{source} model settings")
     cfg.validate()
     return cfg
 

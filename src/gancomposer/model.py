@@ -28,7 +28,10 @@ Within one step G is autoregressive too, over blocks of cells from low to high (
 Boulanger-Lewandowski et al., 2012): each pitch's logits see the states already drawn for the pitches
 below its block through a small NADE layer. Drawing all pitches of a chord independently gives four-part music
 random extra or missing voices and stray high notes that wreck the melody; the NADE term lets G know
-which voices it has already placed.
+which voices it has already placed. With the voices encoding a second within-step term (:class:`VoicePairs`)
+scores how each voice moves against each voice drawn before it: the NADE layer sees 48 unrelated pitch states,
+so "the fifth between these two voices stays a fifth as both move up" would be a rule to learn once per pair of
+pitches; by interval class and direction it is one number.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from torch import nn
 
 from .conditions import Conditions
 from .config import ModelConfig
-from .encoding import Encoding
+from .encoding import TIE, Encoding
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -190,7 +193,7 @@ class Generator(nn.Module):
     def __init__(
         self, *, cells: int, states: int = 3, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         latent_dim: int = 64, step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
-        pitch_classes: np.ndarray | None = None, chord_block: int = 3,
+        pitch_classes: np.ndarray | None = None, chord_block: int = 3, voice_pairs: bool = False,
     ):
         super().__init__()
         self.cells, self.states, self.chord_hidden, self.keys = cells, states, chord_hidden, keys
@@ -221,6 +224,10 @@ class Generator(nn.Module):
             self.chord_in = nn.Linear(hidden, chord_hidden)
             self.chord_w = nn.Parameter(torch.randn(cells, states - 1, chord_hidden) * 0.05)
             self.chord_v = nn.Parameter(torch.zeros(cells, chord_hidden, states))
+        # cells are voices (states REST, TIE, onsets), drawn one at a time: score how each pair moves together
+        self.pairs = VoicePairs(cells, states) if voice_pairs and cells > 1 else None
+        if self.pairs is not None and (chord_block != 1 or states < 3):
+            raise ValueError("voice_pairs needs voices drawn one at a time (chord_block 1)")
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> Generator:
@@ -228,7 +235,8 @@ class Generator(nn.Module):
         return cls(cells=enc.cells, states=enc.states, bar_steps=bar_steps(enc, conditions),
                    keys=conditions.n_keys, pitch_classes=enc.state_pitch_classes(), rnn=cfg.rnn,
                    latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
-                   layers=cfg.g_layers, chord_hidden=cfg.chord_hidden, chord_block=enc.chord_block)
+                   layers=cfg.g_layers, chord_hidden=cfg.chord_hidden, chord_block=enc.chord_block,
+                   voice_pairs=cfg.voice_pairs and enc.kind == "voices")
 
     @torch.no_grad()
     def init_from_data(self, rolls: torch.Tensor) -> None:
@@ -288,17 +296,19 @@ class Generator(nn.Module):
         own (teacher forcing, for likelihood training); the output's ``onehot`` is then the teacher's. Both
         modes go through ``forward`` so that DistributedDataParallel synchronises their gradients.
 
-        Pass ``carry`` back in to continue a piece seamlessly (recurrent state, last output and step count
-        travel in it). ``temperature`` (one, or one per row) scales the logits before sampling (< 1: safer,
-        > 1: wilder); ``tau`` only shapes the gradient. ``generator`` may be a :class:`BlockNoise`.
+        Pass ``carry`` back in to continue a piece seamlessly (recurrent state, last output, step count and
+        each voice's sounding pitch travel in it). ``temperature`` (one, or one per row) scales the logits
+        before sampling (< 1: safer, > 1: wilder); ``tau`` only shapes the gradient. ``generator`` may be a
+        :class:`BlockNoise`.
         """
         if teacher is not None:
             return self._teacher_forced(z, cond, teacher)
         b = z.shape[0]
         if carry is None:
             state, prev, start = self.initial_state(z, cond), z.new_zeros(b, self.cells, self.states - 1), 0
+            heard = torch.full((b, self.cells), SILENT, dtype=torch.long, device=z.device)
         else:
-            state, prev, start = carry
+            state, prev, start, heard = carry
         outs, logits_all = [], []
         inv_t = inverse_temperature(temperature, b, z.device)
         bias, piece = self.key_bias(cond), self._piece_input(z, cond)
@@ -311,15 +321,16 @@ class Generator(nn.Module):
             h, state = self.rnn(x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev) + bias
             gumbel = gumbel_noise(base.shape, generator, z.device)
-            if self.chord_hidden:
-                y, logits = self._sample_chord(h[:, 0], base, gumbel, tau, inv_t)
+            if self.chord_hidden or self.pairs is not None:
+                y, logits, heard = self._sample_chord(h[:, 0], base, gumbel, tau, inv_t, heard)
             else:
                 logits = base * inv_t.unsqueeze(-1)
                 y = straight_through(logits, gumbel, tau)
             prev = y[..., 1:]
             outs.append(y)
             logits_all.append(logits)
-        return GeneratorOutput(torch.stack(outs, 1), torch.stack(logits_all, 1), (state, prev, start + steps))
+        carry = (state, prev, start + steps, heard)
+        return GeneratorOutput(torch.stack(outs, 1), torch.stack(logits_all, 1), carry)
 
     def _teacher_forced(self, z: torch.Tensor, cond: Condition | None, real: torch.Tensor) -> GeneratorOutput:
         """Logits ``(B, T, P, S)`` for each step given the real previous steps, all steps in one recurrent
@@ -344,39 +355,144 @@ class Generator(nn.Module):
             below = (moves.cumsum(2) - moves).repeat_interleave(k, 2)[:, :, : self.cells]
             a = self.chord_in(h).unsqueeze(2) + below
             logits = logits + torch.einsum("btph,phs->btps", torch.sigmoid(a), self.chord_v)
-        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps))
+        heard = real.new_full((b, self.cells), SILENT)
+        if self.pairs is not None:
+            sounding = VoicePairs.sounding(real)
+            logits, heard = logits + self.pairs.teacher_forced(sounding), sounding[:, -1]
+        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps, heard))
 
     def _sample_chord(self, h: torch.Tensor, base: torch.Tensor, gumbel: torch.Tensor, tau: float,
-                      inv_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw one step's cells block by block from low to high: ``(onehot, logits)`` ``(B, P, S)``.
+                      inv_t: torch.Tensor, heard: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw one step's cells block by block from low to high: ``(onehot, logits)`` ``(B, P, S)`` and, for
+        :class:`VoicePairs`, each voice's sounding pitch after the step (``heard`` is before it).
 
         The loop runs once per block and grid step, so it is written for few tensor operations: cells and
         states are flattened to ``P * S`` columns, and without gradients only the drawn indices are kept.
         """
         b, n, k, ns = base.shape[0], self.cells, self.chord_block, self.states
-        a = self.chord_in(h)
-        v = self.chord_v.permute(1, 0, 2).reshape(-1, n * ns)  # (H, P*S)
-        moves = F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * ns, -1)  # (P*S, H); state 0 moves nothing
+        width = max(self.chord_hidden, 1)  # without a chord layer, a hidden of zeros that moves nothing
+        a = self.chord_in(h) if self.chord_hidden else h.new_zeros(b, width)
+        v = (self.chord_v.permute(1, 0, 2).reshape(-1, n * ns) if self.chord_hidden
+             else h.new_zeros(width, n * ns))  # (H, P*S)
+        moves = (F.pad(self.chord_w, (0, 0, 1, 0)).reshape(n * ns, -1) if self.chord_hidden
+                 else h.new_zeros(n * ns, width))  # (P*S, H); state 0 moves nothing
         base = (base * inv_t.unsqueeze(-1)).reshape(b, n * ns)  # logits / temperature, row by row
         sample = not (torch.is_grad_enabled() and (a.requires_grad or base.requires_grad))
         noisy = base + gumbel.reshape(b, -1).to(base.dtype) if sample else None
-        hidden, ys = [], []
+        now = heard.clone()
+        hidden, ys, paired = [], [], []
         for lo in range(0, n, k):
             cols = slice(lo * ns, min(lo + k, n) * ns)
             hp = torch.sigmoid(a) * inv_t  # (h @ v) / temperature, row by row
+            pair = (self.pairs.voice(lo, heard, now) * inv_t).to(base.dtype) if self.pairs is not None else 0.0
             if sample:
-                state = torch.addmm(noisy[:, cols], hp, v[:, cols]).view(b, -1, ns).argmax(-1)
+                state = (torch.addmm(noisy[:, cols], hp, v[:, cols]) + pair).view(b, -1, ns).argmax(-1)
                 yp = F.one_hot(state, ns).to(base.dtype).view(b, -1)
             else:
-                logits = torch.addmm(base[:, cols], hp, v[:, cols]).view(b, -1, ns)
+                logits = (torch.addmm(base[:, cols], hp, v[:, cols]) + pair).view(b, -1, ns)
                 yp = straight_through(logits, gumbel[:, lo : lo + k], tau).view(b, -1)
+                state = yp.detach().view(b, -1, ns).argmax(-1)
+            if self.pairs is not None:
+                now[:, lo] = VoicePairs.after(state[:, 0], heard[:, lo])
             a = torch.addmm(a, yp, moves[cols])
             hidden.append(hp)
             ys.append(yp)
+            paired.append(pair)
         y = torch.cat(ys, 1).view(b, n, ns)
         blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each cell's NADE hidden
         logits = base.view(b, n, ns) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, ns))
-        return y, logits
+        if self.pairs is not None:
+            logits = logits + torch.stack(paired, 1)
+        return y, logits, now
+
+
+SILENT = -1  # a voice's sounding pitch when it rests
+#: The interval class between two voices when either is silent, and a voice's direction when it was or is silent.
+NO_INTERVAL, NO_MOTION = 12, 3
+
+
+def _interval(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    return torch.where((upper >= 0) & (lower >= 0), (upper - lower) % 12, NO_INTERVAL)
+
+
+def _motion(before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+    """0 down, 1 the same pitch, 2 up, :data:`NO_MOTION` when either is silent."""
+    return torch.where((before >= 0) & (now >= 0), torch.sign(now - before) + 1, NO_MOTION)
+
+
+class VoicePairs(nn.Module):
+    """A learned score for how each voice moves against each voice drawn before it in the same step (voices
+    encoding: states REST, TIE, then one onset per pitch; pitches counted from the range's lowest).
+
+    For the pair (upper, lower) and a candidate state of the lower voice, the score is one entry of a table
+    indexed by the interval class between the two before the step and after it (12 when either is silent), the
+    upper voice's direction just drawn and the lower voice's direction with that candidate (down, same, up,
+    silent). Parallel fifths are (7, 7, up, up) and (7, 7, down, down); a style that avoids them teaches G a low
+    score there by likelihood, a style that has them (organum, power chords) a high one. The table starts at
+    zero, so it changes nothing until training moves it.
+    """
+
+    def __init__(self, voices: int, states: int):
+        super().__init__()
+        pairs = [(u, v) for u in range(voices) for v in range(u + 1, voices)]
+        self.register_buffer("upper", torch.tensor([u for u, _ in pairs]), persistent=False)
+        self.register_buffer("lower", torch.tensor([v for _, v in pairs]), persistent=False)
+        # the pairs each voice is the lower voice of (plain CPU tensors: indexed once per voice and grid step)
+        self.ending = [torch.tensor([i for i, (_, w) in enumerate(pairs) if w == v], dtype=torch.long,
+                                    device="cpu") for v in range(voices)]
+        i, m = NO_INTERVAL + 1, NO_MOTION + 1
+        # (pair, interval before, upper's direction) select a row; (interval after, lower's direction) a column
+        self.table = nn.Parameter(torch.zeros(len(pairs), i, m, i, m))
+        # the column of every state of the lower voice, by the upper voice's pitch class now (12: silent) and
+        # the lower voice's pitch before (0: silent, else 1 + pitch): one lookup instead of arithmetic per state
+        upper_pc = torch.arange(i).view(-1, 1, 1)
+        upper_pc = torch.where(upper_pc < NO_INTERVAL, upper_pc, SILENT)
+        before = (torch.arange(states - 1) - 1).view(1, -1, 1)  # SILENT, then each pitch
+        cand = VoicePairs.after(torch.arange(states).view(1, 1, -1), before)
+        column = _interval(upper_pc, cand) * m + _motion(before, cand)
+        self.register_buffer("column", column, persistent=False)  # (13, pitches + 1, states)
+
+    @staticmethod
+    def after(state: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """The sounding pitch of voices in ``state`` whose sounding pitch was ``before`` (a TIE keeps it)."""
+        return torch.where(state > TIE, state - TIE - 1, torch.where(state == TIE, before, SILENT))
+
+    @staticmethod
+    def sounding(grid: torch.Tensor) -> torch.Tensor:
+        """``(B, T, V)`` sounding pitch of each voice at each step of ``grid`` ``(B, T, V)`` (a piece begins
+        silent, so a TIE at its first step sounds nothing, as when G composes)."""
+        grid = grid.long()  # datasets hold uint8, which would wrap SILENT and downward steps around
+        steps = torch.arange(grid.shape[1], device=grid.device).view(1, -1, 1)
+        last = torch.where(grid != TIE, steps, -1).cummax(1).values  # the step of the latest rest or onset
+        pitch = torch.where(grid > TIE, grid - TIE - 1, SILENT)
+        return torch.where(last >= 0, pitch.gather(1, last.clamp(min=0)), SILENT)
+
+    def _scores(self, pairs: torch.Tensor, before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+        """``(..., len(pairs), S)``: the scores of every state of each pair's lower voice, given every voice's
+        sounding pitch ``before`` the step and the upper voices' pitch ``now`` (both ``(..., V)``)."""
+        upper, lower = self.upper[pairs], self.lower[pairs]
+        i, m = NO_INTERVAL + 1, NO_MOTION + 1
+        was = _interval(before[..., upper], before[..., lower])
+        up_moved = _motion(before[..., upper], now[..., upper])
+        row = ((pairs * i + was) * m + up_moved) * (i * m)
+        up_now = now[..., upper]
+        column = self.column[torch.where(up_now >= 0, up_now % 12, NO_INTERVAL), before[..., lower] + 1]
+        return self.table.view(-1)[row.unsqueeze(-1) + column]
+
+    def voice(self, v: int, before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+        """``(B, S)`` scores of voice ``v``'s states against the voices above it, already drawn into ``now``
+        ``(B, V)`` (``before``: every voice's pitch before the step)."""
+        pairs = self.ending[v].to(before.device)
+        if len(pairs) == 0:
+            return self.table.new_zeros(before.shape[0], self.column.shape[-1])
+        return self._scores(pairs, before, now).sum(1)
+
+    def teacher_forced(self, heard: torch.Tensor) -> torch.Tensor:
+        """``(B, T, V, S)`` scores of every voice's states at every step of a real piece whose sounding pitches
+        are ``heard`` ``(B, T, V)`` (from :meth:`sounding`)."""
+        before = torch.cat([torch.full_like(heard[:, :1], SILENT), heard[:, :-1]], 1)
+        scores = self._scores(torch.arange(len(self.lower), device=heard.device), before, heard)
+        return scores.new_zeros(*heard.shape, scores.shape[-1]).index_add(2, self.lower, scores)
 
 
 class PieceStatistics(nn.Module):
