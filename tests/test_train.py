@@ -163,7 +163,7 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
 @pytest.mark.parametrize("options", [
     dict(loss="wgan-gp", d_updates=2), dict(loss="hinge", spectral_norm=True), dict(loss="lsgan"),
     dict(r1_gamma=1.0, label_smoothing=0.1, instance_noise=0.2), dict(feature_matching=1.0, grad_clip=0.5),
-    dict(rnn="gru", ema_decay=0.0), dict(mle_weight=1.0, d_updates=2),
+    dict(rnn="gru", ema_decay=0.0, voice_pairs=False), dict(mle_weight=1.0, d_updates=2),
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
     dict(estimator="reinforce", mle_weight=1.0, adversarial_temperature=0.8), dict(estimator="reinforce", loss="hinge"),
     dict(mle_weight=1.0, adversarial_ratio=0.5, statistics_matching=1.0, d_statistics=True),

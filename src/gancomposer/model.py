@@ -379,12 +379,12 @@ class Generator(nn.Module):
         base = (base * inv_t.unsqueeze(-1)).reshape(b, n * ns)  # logits / temperature, row by row
         sample = not (torch.is_grad_enabled() and (a.requires_grad or base.requires_grad))
         noisy = base + gumbel.reshape(b, -1).to(base.dtype) if sample else None
-        now = heard.clone()
+        step = self.pairs.step(heard) if self.pairs is not None else None
         hidden, ys, paired = [], [], []
         for lo in range(0, n, k):
             cols = slice(lo * ns, min(lo + k, n) * ns)
             hp = torch.sigmoid(a) * inv_t  # (h @ v) / temperature, row by row
-            pair = (self.pairs.voice(lo, heard, now) * inv_t).to(base.dtype) if self.pairs is not None else 0.0
+            pair = (self.pairs.voice(lo, step) * inv_t).to(base.dtype) if self.pairs is not None else 0.0
             if sample:
                 state = (torch.addmm(noisy[:, cols], hp, v[:, cols]) + pair).view(b, -1, ns).argmax(-1)
                 yp = F.one_hot(state, ns).to(base.dtype).view(b, -1)
@@ -393,7 +393,7 @@ class Generator(nn.Module):
                 yp = straight_through(logits, gumbel[:, lo : lo + k], tau).view(b, -1)
                 state = yp.detach().view(b, -1, ns).argmax(-1)
             if self.pairs is not None:
-                now[:, lo] = VoicePairs.after(state[:, 0], heard[:, lo])
+                self.pairs.drawn(lo, state[:, 0], step)
             a = torch.addmm(a, yp, moves[cols])
             hidden.append(hp)
             ys.append(yp)
@@ -403,10 +403,21 @@ class Generator(nn.Module):
         logits = base.view(b, n, ns) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, ns))
         if self.pairs is not None:
             logits = logits + torch.stack(paired, 1)
-        return y, logits, now
+        return y, logits, step.now if self.pairs is not None else heard
 
 
 SILENT = -1  # a voice's sounding pitch when it rests
+
+
+class PairStep(NamedTuple):
+    """One grid step of :class:`VoicePairs` while sampling, all ``(B, V)`` or ``(B, pairs)`` integers."""
+
+    before: torch.Tensor  # each voice's sounding pitch before the step
+    now: torch.Tensor  # ... after it, for the voices drawn so far
+    pitch_class: torch.Tensor  # the drawn voices' pitch classes now (NO_INTERVAL: silent)
+    moved: torch.Tensor  # the drawn voices' directions
+    row: torch.Tensor  # each pair's (pair, interval before) part of its row of the table
+    lower_before: torch.Tensor  # each pair's lower voice's pitch before, plus one (0: silent)
 #: The interval class between two voices when either is silent, and a voice's direction when it was or is silent.
 NO_INTERVAL, NO_MOTION = 12, 3
 
@@ -440,6 +451,8 @@ class VoicePairs(nn.Module):
         # the pairs each voice is the lower voice of (plain CPU tensors: indexed once per voice and grid step)
         self.ending = [torch.tensor([i for i, (_, w) in enumerate(pairs) if w == v], dtype=torch.long,
                                     device="cpu") for v in range(voices)]
+        self.upper_of = [torch.tensor([u for u, w in pairs if w == v], dtype=torch.long, device="cpu")
+                         for v in range(voices)]
         i, m = NO_INTERVAL + 1, NO_MOTION + 1
         # (pair, interval before, upper's direction) select a row; (interval after, lower's direction) a column
         self.table = nn.Parameter(torch.zeros(len(pairs), i, m, i, m))
@@ -451,6 +464,13 @@ class VoicePairs(nn.Module):
         cand = VoicePairs.after(torch.arange(states).view(1, 1, -1), before)
         column = _interval(upper_pc, cand) * m + _motion(before, cand)
         self.register_buffer("column", column, persistent=False)  # (13, pitches + 1, states)
+        # and, by pitch + 1, what sampling looks up as each voice is drawn: the pitch a state sounds, its class,
+        # the direction from one pitch to another (tables, because the loop's cost is its number of operations)
+        pitch = before.flatten()
+        self.register_buffer("after_table", VoicePairs.after(torch.arange(states).view(-1, 1), pitch.view(1, -1)),
+                             persistent=False)  # (states, pitches + 1)
+        self.register_buffer("class_table", torch.where(pitch >= 0, pitch % 12, NO_INTERVAL), persistent=False)
+        self.register_buffer("motion_table", _motion(pitch.view(-1, 1), pitch.view(1, -1)), persistent=False)
 
     @staticmethod
     def after(state: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
@@ -479,13 +499,34 @@ class VoicePairs(nn.Module):
         column = self.column[torch.where(up_now >= 0, up_now % 12, NO_INTERVAL), before[..., lower] + 1]
         return self.table.view(-1)[row.unsqueeze(-1) + column]
 
-    def voice(self, v: int, before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
-        """``(B, S)`` scores of voice ``v``'s states against the voices above it, already drawn into ``now``
-        ``(B, V)`` (``before``: every voice's pitch before the step)."""
-        pairs = self.ending[v].to(before.device)
+    def step(self, before: torch.Tensor) -> PairStep:
+        """What sampling one grid step needs of the voices' sounding pitches ``before`` it ``(B, V)``; the
+        voices' pitches, classes and directions are filled in by :meth:`drawn` as they are drawn."""
+        i, m = NO_INTERVAL + 1, NO_MOTION + 1
+        was = _interval(before[:, self.upper], before[:, self.lower])
+        return PairStep(before, before.clone(), torch.empty_like(before), torch.empty_like(before),
+                        (torch.arange(len(self.lower), device=before.device) * i + was) * m,
+                        before[:, self.lower] + 1)
+
+    def drawn(self, v: int, state: torch.Tensor, step: PairStep) -> None:
+        """Record voice ``v``'s drawn ``state`` ``(B,)`` in ``step``."""
+        before = step.before[:, v] + 1
+        now = self.after_table[state, before]
+        step.now[:, v] = now
+        now = now + 1
+        step.pitch_class[:, v] = self.class_table[now]
+        step.moved[:, v] = self.motion_table[before, now]
+
+    def voice(self, v: int, step: PairStep) -> torch.Tensor:
+        """``(B, S)`` scores of voice ``v``'s states against the voices above it, already :meth:`drawn`."""
+        pairs, uppers = self.ending[v], self.upper_of[v]
         if len(pairs) == 0:
-            return self.table.new_zeros(before.shape[0], self.column.shape[-1])
-        return self._scores(pairs, before, now).sum(1)
+            return self.table.new_zeros(step.before.shape[0], self.column.shape[-1])
+        pairs, uppers = pairs.to(step.before.device), uppers.to(step.before.device)
+        i, m = NO_INTERVAL + 1, NO_MOTION + 1
+        row = (step.row[:, pairs] + step.moved[:, uppers]) * (i * m)
+        column = self.column[step.pitch_class[:, uppers], step.lower_before[:, pairs]]
+        return self.table.view(-1)[row.unsqueeze(-1) + column].sum(1)
 
     def teacher_forced(self, heard: torch.Tensor) -> torch.Tensor:
         """``(B, T, V, S)`` scores of every voice's states at every step of a real piece whose sounding pitches
