@@ -384,7 +384,8 @@ class Generator(nn.Module):
         for lo in range(0, n, k):
             cols = slice(lo * ns, min(lo + k, n) * ns)
             hp = torch.sigmoid(a) * inv_t  # (h @ v) / temperature, row by row
-            pair = (self.pairs.voice(lo, step) * inv_t).to(base.dtype) if self.pairs is not None else 0.0
+            pair = self.pairs.voice(lo, step) if self.pairs is not None and lo else None
+            pair = 0.0 if pair is None else (pair * inv_t).to(base.dtype)
             if sample:
                 state = (torch.addmm(noisy[:, cols], hp, v[:, cols]) + pair).view(b, -1, ns).argmax(-1)
                 yp = F.one_hot(state, ns).to(base.dtype).view(b, -1)
@@ -397,29 +398,30 @@ class Generator(nn.Module):
             a = torch.addmm(a, yp, moves[cols])
             hidden.append(hp)
             ys.append(yp)
-            paired.append(pair)
+            paired.append(pair if torch.is_tensor(pair) else base.new_zeros(b, ns))
         y = torch.cat(ys, 1).view(b, n, ns)
         blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each cell's NADE hidden
         logits = base.view(b, n, ns) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, ns))
         if self.pairs is not None:
             logits = logits + torch.stack(paired, 1)
-        return y, logits, step.now if self.pairs is not None else heard
+        return y, logits, step.drawn[..., 0] if self.pairs is not None else heard
 
 
 SILENT = -1  # a voice's sounding pitch when it rests
 
 
-class PairStep(NamedTuple):
-    """One grid step of :class:`VoicePairs` while sampling, all ``(B, V)`` or ``(B, pairs)`` integers."""
-
-    before: torch.Tensor  # each voice's sounding pitch before the step
-    now: torch.Tensor  # ... after it, for the voices drawn so far
-    pitch_class: torch.Tensor  # the drawn voices' pitch classes now (NO_INTERVAL: silent)
-    moved: torch.Tensor  # the drawn voices' directions
-    row: torch.Tensor  # each pair's (pair, interval before) part of its row of the table
-    lower_before: torch.Tensor  # each pair's lower voice's pitch before, plus one (0: silent)
 #: The interval class between two voices when either is silent, and a voice's direction when it was or is silent.
 NO_INTERVAL, NO_MOTION = 12, 3
+
+
+class PairStep(NamedTuple):
+    """One grid step of :class:`VoicePairs` while sampling (integers)."""
+
+    before: torch.Tensor  # (B, V): each voice's sounding pitch before the step
+    drawn: torch.Tensor  # (B, V, 3): the drawn voices' pitch now, its class and their direction (times a row)
+    row: torch.Tensor  # (B, pairs): where each pair's (pair, interval before) rows begin in the flat table
+    lower_before: torch.Tensor  # (B, pairs): each pair's lower voice's pitch before, plus one (0: silent)
+    # (both with the pairs ordered by their lower voice: VoicePairs.by_lower)
 
 
 def _interval(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
@@ -448,11 +450,10 @@ class VoicePairs(nn.Module):
         pairs = [(u, v) for u in range(voices) for v in range(u + 1, voices)]
         self.register_buffer("upper", torch.tensor([u for u, _ in pairs]), persistent=False)
         self.register_buffer("lower", torch.tensor([v for _, v in pairs]), persistent=False)
-        # the pairs each voice is the lower voice of (plain CPU tensors: indexed once per voice and grid step)
-        self.ending = [torch.tensor([i for i, (_, w) in enumerate(pairs) if w == v], dtype=torch.long,
-                                    device="cpu") for v in range(voices)]
-        self.upper_of = [torch.tensor([u for u, w in pairs if w == v], dtype=torch.long, device="cpu")
-                         for v in range(voices)]
+        # sampling keeps the pairs ordered by their lower voice, so voice v's pairs are one slice, with the
+        # voices above it (0 .. v - 1) in order
+        by_lower = sorted(range(len(pairs)), key=lambda k: (pairs[k][1], pairs[k][0]))
+        self.register_buffer("by_lower", torch.tensor(by_lower, dtype=torch.long), persistent=False)
         i, m = NO_INTERVAL + 1, NO_MOTION + 1
         # (pair, interval before, upper's direction) select a row; (interval after, lower's direction) a column
         self.table = nn.Parameter(torch.zeros(len(pairs), i, m, i, m))
@@ -464,13 +465,12 @@ class VoicePairs(nn.Module):
         cand = VoicePairs.after(torch.arange(states).view(1, 1, -1), before)
         column = _interval(upper_pc, cand) * m + _motion(before, cand)
         self.register_buffer("column", column, persistent=False)  # (13, pitches + 1, states)
-        # and, by pitch + 1, what sampling looks up as each voice is drawn: the pitch a state sounds, its class,
-        # the direction from one pitch to another (tables, because the loop's cost is its number of operations)
-        pitch = before.flatten()
-        self.register_buffer("after_table", VoicePairs.after(torch.arange(states).view(-1, 1), pitch.view(1, -1)),
-                             persistent=False)  # (states, pitches + 1)
-        self.register_buffer("class_table", torch.where(pitch >= 0, pitch % 12, NO_INTERVAL), persistent=False)
-        self.register_buffer("motion_table", _motion(pitch.view(-1, 1), pitch.view(1, -1)), persistent=False)
+        # and, by state and pitch before + 1, what sampling records as each voice is drawn: the pitch the state
+        # sounds, its class and the voice's direction (a table, because the loop's cost is its number of operations)
+        pitch = before.view(1, -1)
+        now = VoicePairs.after(torch.arange(states).view(-1, 1), pitch)  # (states, pitches + 1)
+        drawn = torch.stack([now, torch.where(now >= 0, now % 12, NO_INTERVAL), _motion(pitch, now) * (i * m)], -1)
+        self.register_buffer("drawn_table", drawn, persistent=False)  # what PairStep.drawn gets, by state and before
 
     @staticmethod
     def after(state: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
@@ -503,29 +503,24 @@ class VoicePairs(nn.Module):
         """What sampling one grid step needs of the voices' sounding pitches ``before`` it ``(B, V)``; the
         voices' pitches, classes and directions are filled in by :meth:`drawn` as they are drawn."""
         i, m = NO_INTERVAL + 1, NO_MOTION + 1
-        was = _interval(before[:, self.upper], before[:, self.lower])
-        return PairStep(before, before.clone(), torch.empty_like(before), torch.empty_like(before),
-                        (torch.arange(len(self.lower), device=before.device) * i + was) * m,
-                        before[:, self.lower] + 1)
+        pairs = self.by_lower
+        upper, lower = self.upper[pairs], self.lower[pairs]
+        was = _interval(before[:, upper], before[:, lower])
+        return PairStep(before, before.unsqueeze(-1).repeat(1, 1, 3), (pairs * i + was) * m * (i * m),
+                        before[:, lower] + 1)
 
     def drawn(self, v: int, state: torch.Tensor, step: PairStep) -> None:
         """Record voice ``v``'s drawn ``state`` ``(B,)`` in ``step``."""
-        before = step.before[:, v] + 1
-        now = self.after_table[state, before]
-        step.now[:, v] = now
-        now = now + 1
-        step.pitch_class[:, v] = self.class_table[now]
-        step.moved[:, v] = self.motion_table[before, now]
+        step.drawn[:, v] = self.drawn_table[state, step.before[:, v] + 1]
 
     def voice(self, v: int, step: PairStep) -> torch.Tensor:
         """``(B, S)`` scores of voice ``v``'s states against the voices above it, already :meth:`drawn`."""
-        pairs, uppers = self.ending[v], self.upper_of[v]
-        if len(pairs) == 0:
+        if v == 0:
             return self.table.new_zeros(step.before.shape[0], self.column.shape[-1])
-        pairs, uppers = pairs.to(step.before.device), uppers.to(step.before.device)
-        i, m = NO_INTERVAL + 1, NO_MOTION + 1
-        row = (step.row[:, pairs] + step.moved[:, uppers]) * (i * m)
-        column = self.column[step.pitch_class[:, uppers], step.lower_before[:, pairs]]
+        pairs = slice(v * (v - 1) // 2, v * (v + 1) // 2)  # (0, v), (1, v), ... (v - 1, v)
+        upper = step.drawn[:, :v]
+        row = step.row[:, pairs] + upper[..., 2]
+        column = self.column[upper[..., 1], step.lower_before[:, pairs]]
         return self.table.view(-1)[row.unsqueeze(-1) + column].sum(1)
 
     def teacher_forced(self, heard: torch.Tensor) -> torch.Tensor:
