@@ -398,7 +398,8 @@ class Generator(nn.Module):
             a = torch.addmm(a, yp, moves[cols])
             hidden.append(hp)
             ys.append(yp)
-            paired.append(pair if torch.is_tensor(pair) else base.new_zeros(b, ns))
+            if self.pairs is not None:
+                paired.append(pair if torch.is_tensor(pair) else base.new_zeros(b, ns))
         y = torch.cat(ys, 1).view(b, n, ns)
         blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each cell's NADE hidden
         logits = base.view(b, n, ns) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, ns))
