@@ -365,7 +365,7 @@ def test_adversarial_phase_draws_g_where_the_pre_trained_g_scores_best(tiny_data
     s = quiet_train(tiny_data, tmp_path / "auto", cfg)
     assert checkpoint.load_state(s["checkpoint"])["progress"]["adversarial_temperature"] == 0.9
     assert weights(tmp_path / "auto" / "checkpoints" / "pretrained.safetensors")[1]["progress"][
-        "adversarial_temperature"] == 0.9  # in the models' own metadata too (the gain benchmark reads it there)
+        "adversarial_temperature"] == 0.9  # in the models' own metadata too
     assert scored == {"guard": {0.9}, "confirm": {0.9}, "tuning": set(guard.TEMPERATURES)}
     assert len(drawn) == 2 + 4 * 2 and set(drawn) == {0.9}  # D's pre-training, then D's and G's updates
     # a temperature that is set is used as it is, with nothing tuned

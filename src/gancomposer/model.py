@@ -306,7 +306,7 @@ class Generator(nn.Module):
         b = z.shape[0]
         if carry is None:
             state, prev, start = self.initial_state(z, cond), z.new_zeros(b, self.cells, self.states - 1), 0
-            heard = torch.full((b, self.cells), SILENT, dtype=torch.long, device=z.device)
+            heard = _silence(b, self.cells, z.device)
         else:
             state, prev, start, heard = carry
         outs, logits_all = [], []
@@ -355,7 +355,7 @@ class Generator(nn.Module):
             below = (moves.cumsum(2) - moves).repeat_interleave(k, 2)[:, :, : self.cells]
             a = self.chord_in(h).unsqueeze(2) + below
             logits = logits + torch.einsum("btph,phs->btps", torch.sigmoid(a), self.chord_v)
-        heard = real.new_full((b, self.cells), SILENT)
+        heard = _silence(b, self.cells, real.device)
         if self.pairs is not None:
             sounding = VoicePairs.sounding(real)
             logits, heard = logits + self.pairs.teacher_forced(sounding), sounding[:, -1]
@@ -384,31 +384,36 @@ class Generator(nn.Module):
         for lo in range(0, n, k):
             cols = slice(lo * ns, min(lo + k, n) * ns)
             hp = torch.sigmoid(a) * inv_t  # (h @ v) / temperature, row by row
-            pair = self.pairs.voice(lo, step) if self.pairs is not None and lo else None
-            pair = 0.0 if pair is None else (pair * inv_t).to(base.dtype)
+            pair = 0.0  # the first voice has no voice above it
+            if step is not None and lo:
+                pair = (self.pairs.voice(lo, step) * inv_t).to(base.dtype)
+                paired.append(pair)
             if sample:
                 state = (torch.addmm(noisy[:, cols], hp, v[:, cols]) + pair).view(b, -1, ns).argmax(-1)
                 yp = F.one_hot(state, ns).to(base.dtype).view(b, -1)
             else:
                 logits = (torch.addmm(base[:, cols], hp, v[:, cols]) + pair).view(b, -1, ns)
                 yp = straight_through(logits, gumbel[:, lo : lo + k], tau).view(b, -1)
-                state = yp.detach().view(b, -1, ns).argmax(-1)
-            if self.pairs is not None:
+                state = yp.detach().view(b, -1, ns).argmax(-1) if step is not None else None
+            if step is not None:
                 self.pairs.drawn(lo, state[:, 0], step)
             a = torch.addmm(a, yp, moves[cols])
             hidden.append(hp)
             ys.append(yp)
-            if self.pairs is not None:
-                paired.append(pair if torch.is_tensor(pair) else base.new_zeros(b, ns))
         y = torch.cat(ys, 1).view(b, n, ns)
         blocks = torch.stack(hidden, 1).repeat_interleave(k, 1)[:, :n]  # each cell's NADE hidden
         logits = base.view(b, n, ns) + torch.einsum("bph,hps->bps", blocks, v.view(-1, n, ns))
-        if self.pairs is not None:
-            logits = logits + torch.stack(paired, 1)
-        return y, logits, step.drawn[..., 0] if self.pairs is not None else heard
+        if step is None:
+            return y, logits, heard
+        return y, logits + F.pad(torch.stack(paired, 1), (0, 0, 1, 0)), step.drawn[..., 0]
 
 
 SILENT = -1  # a voice's sounding pitch when it rests
+
+
+def _silence(batch: int, voices: int, device) -> torch.Tensor:
+    """``(batch, voices)`` sounding pitches of voices before a piece begins."""
+    return torch.full((batch, voices), SILENT, dtype=torch.long, device=device)
 
 
 #: The interval class between two voices when either is silent, and a voice's direction when it was or is silent.
@@ -427,6 +432,10 @@ class PairStep(NamedTuple):
 
 def _interval(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
     return torch.where((upper >= 0) & (lower >= 0), (upper - lower) % 12, NO_INTERVAL)
+
+
+def _pitch_class(pitch: torch.Tensor) -> torch.Tensor:
+    return torch.where(pitch >= 0, pitch % 12, NO_INTERVAL)
 
 
 def _motion(before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
@@ -470,7 +479,7 @@ class VoicePairs(nn.Module):
         # sounds, its class and the voice's direction (a table, because the loop's cost is its number of operations)
         pitch = before.view(1, -1)
         now = VoicePairs.after(torch.arange(states).view(-1, 1), pitch)  # (states, pitches + 1)
-        drawn = torch.stack([now, torch.where(now >= 0, now % 12, NO_INTERVAL), _motion(pitch, now) * (i * m)], -1)
+        drawn = torch.stack([now, _pitch_class(now), _motion(pitch, now) * (i * m)], -1)
         self.register_buffer("drawn_table", drawn, persistent=False)  # what PairStep.drawn gets, by state and before
 
     @staticmethod
@@ -488,18 +497,6 @@ class VoicePairs(nn.Module):
         pitch = torch.where(grid > TIE, grid - TIE - 1, SILENT)
         return torch.where(last >= 0, pitch.gather(1, last.clamp(min=0)), SILENT)
 
-    def _scores(self, pairs: torch.Tensor, before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
-        """``(..., len(pairs), S)``: the scores of every state of each pair's lower voice, given every voice's
-        sounding pitch ``before`` the step and the upper voices' pitch ``now`` (both ``(..., V)``)."""
-        upper, lower = self.upper[pairs], self.lower[pairs]
-        i, m = NO_INTERVAL + 1, NO_MOTION + 1
-        was = _interval(before[..., upper], before[..., lower])
-        up_moved = _motion(before[..., upper], now[..., upper])
-        row = ((pairs * i + was) * m + up_moved) * (i * m)
-        up_now = now[..., upper]
-        column = self.column[torch.where(up_now >= 0, up_now % 12, NO_INTERVAL), before[..., lower] + 1]
-        return self.table.view(-1)[row.unsqueeze(-1) + column]
-
     def step(self, before: torch.Tensor) -> PairStep:
         """What sampling one grid step needs of the voices' sounding pitches ``before`` it ``(B, V)``; the
         voices' pitches, classes and directions are filled in by :meth:`drawn` as they are drawn."""
@@ -516,8 +513,6 @@ class VoicePairs(nn.Module):
 
     def voice(self, v: int, step: PairStep) -> torch.Tensor:
         """``(B, S)`` scores of voice ``v``'s states against the voices above it, already :meth:`drawn`."""
-        if v == 0:
-            return self.table.new_zeros(step.before.shape[0], self.column.shape[-1])
         pairs = slice(v * (v - 1) // 2, v * (v + 1) // 2)  # (0, v), (1, v), ... (v - 1, v)
         upper = step.drawn[:, :v]
         row = step.row[:, pairs] + upper[..., 2]
@@ -528,8 +523,14 @@ class VoicePairs(nn.Module):
         """``(B, T, V, S)`` scores of every voice's states at every step of a real piece whose sounding pitches
         are ``heard`` ``(B, T, V)`` (from :meth:`sounding`)."""
         before = torch.cat([torch.full_like(heard[:, :1], SILENT), heard[:, :-1]], 1)
-        scores = self._scores(torch.arange(len(self.lower), device=heard.device), before, heard)
-        return scores.new_zeros(*heard.shape, scores.shape[-1]).index_add(2, self.lower, scores)
+        upper, lower = self.upper, self.lower
+        i, m = NO_INTERVAL + 1, NO_MOTION + 1
+        was = _interval(before[..., upper], before[..., lower])
+        up_moved = _motion(before[..., upper], heard[..., upper])
+        row = ((torch.arange(len(lower), device=heard.device) * i + was) * m + up_moved) * (i * m)
+        column = self.column[_pitch_class(heard[..., upper]), before[..., lower] + 1]
+        scores = self.table.view(-1)[row.unsqueeze(-1) + column]  # (B, T, pairs, S)
+        return scores.new_zeros(*heard.shape, scores.shape[-1]).index_add(2, lower, scores)
 
 
 class PieceStatistics(nn.Module):
