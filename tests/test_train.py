@@ -136,6 +136,27 @@ def test_d_steps_and_ttur_learning_rates(tiny_data, tmp_path):
     assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4 and state["opt_d"]["param_groups"][0]["lr"] == 4e-4
 
 
+def test_the_voice_pair_table_learns_at_its_own_rate_and_keeps_it_on_resume(tiny_data, tmp_path):
+    def table_after(scale, run):
+        s = quiet_train(tiny_data, tmp_path / run, tiny(pretrain_iters=1, adversarial_iters=1, pairs_lr_scale=scale))
+        return weights(s["checkpoint"])[0]["G"]["pairs.table"], s["checkpoint"]
+
+    slow, _ = table_after(1.0, "slow")
+    fast, path = table_after(10.0, "fast")
+    assert slow.abs().max() > 0  # Adam's first steps move each weight with a gradient by about its rate
+    assert 5 < fast.abs().max() / slow.abs().max() < 15
+    cfg = tiny(pretrain_iters=1, adversarial_iters=1, pairs_lr_scale=10.0).train
+    state = checkpoint.load_state(path)
+    for opt, lr in (("opt_pre", cfg.pretrain_lr), ("opt_g", cfg.lr_g)):
+        assert [g["lr"] for g in state[opt]["param_groups"]] == pytest.approx([lr, 10 * lr])
+    # a run written before the table had its own group cannot resume: said in one line, not a traceback
+    state["opt_g"]["param_groups"][0]["params"] += state["opt_g"]["param_groups"].pop()["params"]
+    torch.save(state, checkpoint.state_path(path))
+    with pytest.raises(UserError, match="earlier gancomposer"):
+        quiet_train(tiny_data, tmp_path / "fast", tiny(pretrain_iters=1, adversarial_iters=3, pairs_lr_scale=10.0),
+                    resume=True)
+
+
 def test_d_pretraining_trains_d_alone(tiny_data, tmp_path):
     g_only = quiet_train(tiny_data, tmp_path / "g", tiny(pretrain_iters=3, adversarial_iters=0))
     both = quiet_train(tiny_data, tmp_path / "gd", tiny(pretrain_iters=3, d_pretrain_iters=4, adversarial_iters=0))

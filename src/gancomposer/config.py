@@ -73,9 +73,9 @@ PRETRAIN_CAP = 12_000
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
-#: weights.
+#: weights, the voice-pair table at G's learning rate.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
-                   "adversarial_ratio": 0.0}
+                   "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0}
 
 
 @dataclass
@@ -86,6 +86,8 @@ class TrainConfig:
     pretrain_iters: int = setting(AUTO, "G updates by likelihood before the adversarial phase (auto: 20 passes "
                                         "over the training windows, at most 12000)")
     pretrain_lr: float = setting(2e-3, "learning rate of likelihood pre-training")
+    pairs_lr_scale: float = setting(30.0, "G's voice-pair table learns at this many times G's learning rate (its "
+                                          "entries each have a gradient at few steps)")
     d_pretrain_iters: int = setting(400, "D updates against the frozen pre-trained G before the adversarial phase")
     # --- adversarial training ---
     adversarial_iters: int = setting(400, "adversarial iterations (one G update each)")
@@ -152,7 +154,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise UserError(f"{f.name}={value}: must be a finite number")
-        _within(self, "gumbel_tau", 0, math.inf, low_open=True)
+        for name in ("gumbel_tau", "pairs_lr_scale"):
+            _within(self, name, 0, math.inf, low_open=True)
         for name in ("pretrain_lr", "lr_g", "lr_d"):  # 0 holds a network still
             _within(self, name, 0, math.inf)
         for name in ("beta1", "beta2", "label_smoothing", "ema_decay", "balance_target"):
