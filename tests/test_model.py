@@ -253,3 +253,53 @@ def test_voice_pairs_follow_the_setting_for_voices_only_and_old_checkpoints_load
         assert (Generator.from_config(ModelConfig(), enc, conditions).pairs is not None) is pairs
     stored = {k: v for k, v in vars(ModelConfig()).items() if k != "voice_pairs"}  # written before the setting
     assert model_config(stored).voice_pairs is False
+
+
+def _longest_still(g: Generator, states: torch.Tensor) -> int:
+    """The most steps in a row of ``states`` ``(B, T, cells)`` with notes sounding and none starting."""
+    still, longest = torch.zeros(states.shape[0], dtype=torch.long), 0
+    for t in range(states.shape[1]):
+        still = g.still_after(states[:, t], still)
+        longest = max(longest, int(still.max()))
+    return longest
+
+
+@pytest.mark.parametrize("hold, cells, states, block", [(1, 3, 7, 1), (2, P, 3, 3)])  # voices, roll
+def test_g_never_stands_still_longer_than_the_style(hold, cells, states, block):
+    def g_that_holds(limit):
+        torch.manual_seed(0)
+        g = Generator(cells=cells, states=states, bar_steps=(16,), hidden=12, layers=1, latent_dim=4,
+                      step_noise_dim=0, chord_hidden=4, chord_block=block, hold_state=hold, still_steps=limit)
+        with torch.no_grad():  # a G that, once a note sounds, holds it on and on
+            g.local.weight.zero_(), g.local.bias.zero_()
+            g.local.weight[hold, hold - 1] = 12.0  # held the step before: hold
+            g.local.weight[hold, 1 if hold == 2 else 2] = 12.0  # started the step before: hold
+        return g
+
+    z = torch.randn(4, 4)
+    assert _longest_still(g_that_holds(0), g_that_holds(0)(z, 48).onehot.argmax(-1)) > 20
+    g = g_that_holds(5)
+    onehot, _, carry = g(z, 48, generator=torch.Generator().manual_seed(1))
+    assert _longest_still(g, onehot.argmax(-1)) == 5
+    # the count travels in the carry: two chunks compose what one pass does, and teacher forcing agrees
+    gen, parts, chunk = torch.Generator().manual_seed(1), [], None
+    for steps in (21, 27):
+        part, _, chunk = g(z, steps, generator=gen, carry=chunk)
+        parts.append(part)
+    assert torch.equal(torch.cat(parts, 1), onehot) and torch.equal(chunk[4], carry[4])
+    assert torch.equal(g(z, teacher=onehot.argmax(-1)).carry[4], carry[4])
+
+
+def test_still_steps_is_fitted_to_the_training_windows_and_old_checkpoints_have_no_limit():
+    from gancomposer.config import AUTO, ModelConfig, model_config
+    from gancomposer.encoding import PianoRoll, Voices
+
+    # REST 0, TIE 1: steps 1-3 hold (one voice rests at 3, the other still sounds), 4 is silent, 6 holds again
+    voices = np.array([[[5, 7], [1, 1], [1, 1], [1, 0], [0, 0], [6, 1], [1, 1]]])
+    assert Voices(low=60, high=72, voices=2).longest_still(voices) == 3
+    roll = np.array([[[1, 0], [2, 1], [2, 2], [2, 0], [1, 2], [0, 0]]])  # OFF 0, ONSET 1, HOLD 2: steps 2-3 hold
+    assert PianoRoll(low=60, high=61).longest_still(roll) == 2
+    assert ModelConfig().still_steps == AUTO
+    assert ModelConfig().for_data(voices, Voices(low=60, high=72, voices=2)).still_steps == 3
+    stored = {k: v for k, v in vars(ModelConfig()).items() if k != "still_steps"}  # written before the setting
+    assert model_config(stored).still_steps == 0

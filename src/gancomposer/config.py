@@ -28,6 +28,11 @@ def setting(default, help: str, choices: tuple = ()):  # noqa: A002 - "help" rea
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+#: A setting chosen from the dataset when a run starts (``key=auto``); ``config.json`` holds the value.
+AUTO = -1
+AUTO_SETTINGS = ("pretrain_iters", "eval_every", "checkpoint_every", "still_steps")
+
+
 @dataclass
 class ModelConfig:
     """The sizes and kinds of G and D: stored with the weights, and all that sampling needs besides the
@@ -42,6 +47,8 @@ class ModelConfig:
     voice_pairs: bool = setting(True, "with voices: G also scores how each voice moves against each voice drawn "
                                       "before it (the interval class between them before and after the step, "
                                       "each one's direction), learned from the data")
+    still_steps: int = setting(AUTO, "most grid steps in a row G lets notes sound with none starting (auto: the "
+                                   "longest such stretch in the training windows; 0: no limit)")
     d_hidden: int = setting(128, "D's recurrent width (per direction)")
     d_layers: int = setting(1, "D's recurrent layers")
     spectral_norm: bool = setting(False, "spectral normalisation of D's linear layers")
@@ -52,20 +59,25 @@ class ModelConfig:
     def validate(self) -> None:
         _check_choices(self)
         _at_least(self, 1, "latent_dim", "g_hidden", "g_layers", "d_hidden", "d_layers")
-        _at_least(self, 0, "step_noise_dim", "chord_hidden")
+        _at_least(self, 0, "step_noise_dim", "chord_hidden", *(n for n in ("still_steps",) if getattr(self, n) != AUTO))
         for name in ("latent_dim", "step_noise_dim", "g_hidden", "chord_hidden", "d_hidden"):
             _within(self, name, 0, MAX_WIDTH)
         for name in ("g_layers", "d_layers"):
             _within(self, name, 0, MAX_LAYERS)
+
+    def for_data(self, train_windows, encoding) -> ModelConfig:
+        """A copy with ``still_steps=auto`` resolved: the longest stretch in the training windows (``encoding``
+        grids) in which notes sound and none starts."""
+        cfg = copy.copy(self)
+        if cfg.still_steps == AUTO:
+            cfg.still_steps = encoding.longest_still(train_windows)
+        return cfg
 
 
 #: Sizes beyond any sensible network: a typo or an edited file, refused before memory is spent on it.
 MAX_WIDTH, MAX_LAYERS = 16384, 32
 
 
-#: An iteration count chosen from the dataset when a run starts (``key=auto``); ``config.json`` holds the value.
-AUTO = -1
-AUTO_SETTINGS = ("pretrain_iters", "eval_every", "checkpoint_every")
 #: Likelihood pre-training's most updates under ``auto``: on large folders G was still learning, not memorising,
 #: at 12,000 (the measurements are in the README, "The default recipe").
 PRETRAIN_CAP = 12_000
@@ -73,9 +85,9 @@ PRETRAIN_CAP = 12_000
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
-#: weights, the voice-pair table at G's learning rate.
+#: weights, the voice-pair table at G's learning rate, no limit on held chords.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
-                   "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0}
+                   "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0}
 
 
 @dataclass

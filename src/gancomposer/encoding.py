@@ -77,6 +77,26 @@ class Encoding(ABC):
         cell sees every cell before it) unless an encoding has too many cells for that to be fast."""
         return 1
 
+    @property
+    @abstractmethod
+    def hold_state(self) -> int:
+        """The state that carries a cell's note on from the step before; every state but 0 and this one
+        starts a note."""
+
+    def longest_still(self, grids: np.ndarray) -> int:
+        """The most grid steps in a row, in any of ``grids`` ``(N, steps, cells)``, in which something sounds
+        and nothing starts (a held chord; a fermata)."""
+        longest = 0
+        for lo in range(0, len(grids), 4096):  # a memory map of any size, a slice at a time
+            g = np.asarray(grids[lo : lo + 4096])
+            sounding = (g != 0).any(2)
+            moving = ((g != 0) & (g != self.hold_state)).any(2) | ~sounding
+            run = np.zeros(len(g), dtype=np.int64)
+            for t in range(g.shape[1]):
+                run = np.where(moving[:, t], 0, run + 1)
+                longest = max(longest, int(run.max()))
+        return longest
+
     @abstractmethod
     def encode(self, piece: Piece, n_steps: int | None = None) -> np.ndarray:
         """``piece`` as a ``(steps, cells)`` uint8 grid; ``n_steps`` pads with silence or cuts."""
@@ -150,6 +170,10 @@ class PianoRoll(Encoding):
         return N_STATES
 
     @property
+    def hold_state(self) -> int:
+        return HOLD
+
+    @property
     def chord_block(self) -> int:
         # three semitones hold two voices only a second apart, which chorales rarely have, and drawing three
         # pitches at once makes sampling three times faster than one pitch at a time
@@ -218,6 +242,10 @@ class Voices(Encoding):
     @property
     def states(self) -> int:
         return 2 + self.high - self.low + 1
+
+    @property
+    def hold_state(self) -> int:
+        return TIE
 
     def state_pitch_classes(self) -> np.ndarray:
         pcs = np.concatenate([[-1, -1], (self.low + np.arange(self.high - self.low + 1)) % 12])

@@ -79,7 +79,7 @@ class GeneratorOutput(NamedTuple):
 
     onehot: torch.Tensor  # (B, T, P, S): the drawn states (teacher forcing: the teacher's)
     logits: torch.Tensor  # (B, T, P, S): what each step's states were drawn from
-    carry: tuple  # recurrent state, last output, steps done: pass it back in to continue the piece
+    carry: tuple  # recurrent state, last output, steps done, ...: pass it back in to continue the piece
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -194,6 +194,7 @@ class Generator(nn.Module):
         self, *, cells: int, states: int = 3, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         latent_dim: int = 64, step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
         pitch_classes: np.ndarray | None = None, chord_block: int = 3, voice_pairs: bool = False,
+        hold_state: int = 2, still_steps: int = 0,
     ):
         super().__init__()
         self.cells, self.states, self.chord_hidden, self.keys = cells, states, chord_hidden, keys
@@ -228,6 +229,11 @@ class Generator(nn.Module):
         self.pairs = VoicePairs(cells, states) if voice_pairs and cells > 1 else None
         if self.pairs is not None and (chord_block != 1 or states < 3):
             raise ValueError("voice_pairs needs voices drawn one at a time (chord_block 1)")
+        # While composing, after this many steps in a row with notes sounding and none starting (the longest such
+        # stretch of the style), no cell may hold on: a piece that freezes on a chord for bars is something the
+        # style never does, and one such piece in 200 was most of a model's Fréchet distance. 0: no limit.
+        self.hold_state, self.still_steps = hold_state, max(0, still_steps)
+        self.register_buffer("holds", F.one_hot(torch.tensor(hold_state), states).float(), persistent=False)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> Generator:
@@ -236,7 +242,8 @@ class Generator(nn.Module):
                    keys=conditions.n_keys, pitch_classes=enc.state_pitch_classes(), rnn=cfg.rnn,
                    latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
                    layers=cfg.g_layers, chord_hidden=cfg.chord_hidden, chord_block=enc.chord_block,
-                   voice_pairs=cfg.voice_pairs and enc.kind == "voices")
+                   voice_pairs=cfg.voice_pairs and enc.kind == "voices", hold_state=enc.hold_state,
+                   still_steps=cfg.still_steps)
 
     @torch.no_grad()
     def init_from_data(self, rolls: torch.Tensor) -> None:
@@ -296,9 +303,10 @@ class Generator(nn.Module):
         own (teacher forcing, for likelihood training); the output's ``onehot`` is then the teacher's. Both
         modes go through ``forward`` so that DistributedDataParallel synchronises their gradients.
 
-        Pass ``carry`` back in to continue a piece seamlessly (recurrent state, last output, step count and
-        each voice's sounding pitch travel in it). ``temperature`` (one, or one per row) scales the logits
-        before sampling (< 1: safer, > 1: wilder); ``tau`` only shapes the gradient. ``generator`` may be a
+        Pass ``carry`` back in to continue a piece seamlessly (recurrent state, last output, step count,
+        each voice's sounding pitch and how many steps the music has stood still travel in it).
+        ``temperature`` (one, or one per row) scales the logits before sampling (< 1: safer, > 1: wilder);
+        ``tau`` only shapes the gradient. ``generator`` may be a
         :class:`BlockNoise`.
         """
         if teacher is not None:
@@ -306,9 +314,9 @@ class Generator(nn.Module):
         b = z.shape[0]
         if carry is None:
             state, prev, start = self.initial_state(z, cond), z.new_zeros(b, self.cells, self.states - 1), 0
-            heard = _silence(b, self.cells, z.device)
+            heard, still = _silence(b, self.cells, z.device), torch.zeros(b, dtype=torch.long, device=z.device)
         else:
-            state, prev, start, heard = carry
+            state, prev, start, heard, still = carry
         outs, logits_all = [], []
         inv_t = inverse_temperature(temperature, b, z.device)
         bias, piece = self.key_bias(cond), self._piece_input(z, cond)
@@ -320,6 +328,8 @@ class Generator(nn.Module):
             x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
             h, state = self.rnn(x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev) + bias
+            if self.still_steps:
+                base = base + (still >= self.still_steps).view(b, 1, 1) * (NEVER * self.holds)
             gumbel = gumbel_noise(base.shape, generator, z.device)
             if self.chord_hidden or self.pairs is not None:
                 y, logits, heard = self._sample_chord(h[:, 0], base, gumbel, tau, inv_t, heard)
@@ -327,9 +337,10 @@ class Generator(nn.Module):
                 logits = base * inv_t.unsqueeze(-1)
                 y = straight_through(logits, gumbel, tau)
             prev = y[..., 1:]
+            still = self.still_after(y.detach().argmax(-1), still)
             outs.append(y)
             logits_all.append(logits)
-        carry = (state, prev, start + steps, heard)
+        carry = (state, prev, start + steps, heard, still)
         return GeneratorOutput(torch.stack(outs, 1), torch.stack(logits_all, 1), carry)
 
     def _teacher_forced(self, z: torch.Tensor, cond: Condition | None, real: torch.Tensor) -> GeneratorOutput:
@@ -359,7 +370,19 @@ class Generator(nn.Module):
         if self.pairs is not None:
             sounding = VoicePairs.sounding(real)
             logits, heard = logits + self.pairs.teacher_forced(sounding), sounding[:, -1]
-        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps, heard))
+        moving = self.moving(real.long())
+        last = torch.where(moving, torch.arange(steps, device=real.device), -1).max(1).values
+        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps, heard, steps - 1 - last))
+
+    def moving(self, states: torch.Tensor) -> torch.Tensor:
+        """Whether a step of cells in ``states`` ``(..., cells)`` starts a note or sounds nothing (``(...)``)."""
+        sounding = states != 0
+        return ((sounding & (states != self.hold_state)).any(-1)) | ~sounding.any(-1)
+
+    def still_after(self, states: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
+        """Steps in a row with notes sounding and none starting, after a step drawn as ``states`` ``(B, cells)``
+        that followed ``still`` ``(B,)`` such steps."""
+        return torch.where(self.moving(states), 0, still + 1)
 
     def _sample_chord(self, h: torch.Tensor, base: torch.Tensor, gumbel: torch.Tensor, tau: float,
                       inv_t: torch.Tensor, heard: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -409,6 +432,7 @@ class Generator(nn.Module):
 
 
 SILENT = -1  # a voice's sounding pitch when it rests
+NEVER = -1e4  # a logit that no Gumbel noise lifts to the top (and half precision holds)
 
 
 def _silence(batch: int, voices: int, device) -> torch.Tensor:

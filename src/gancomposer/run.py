@@ -199,7 +199,8 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
         governor = distributed.ThreadGovernor.for_setting(cfg.threads)
         torch.set_num_threads(governor.threads)
     ds = load_dataset(data_dir)
-    config = Config(config.model, config.train.for_data(len(ds.train)))  # "auto" settings become numbers here
+    config = Config(config.model.for_data(ds.train, ds.encoding),  # "auto" settings become numbers here
+                    config.train.for_data(len(ds.train)))
     cfg = config.train
     info = data_info(ds, data_dir)
     existing = sorted((Path(run_dir) / "checkpoints").glob("step-*.safetensors"))
