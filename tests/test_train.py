@@ -143,8 +143,9 @@ def test_the_voice_pair_table_learns_at_its_own_rate_and_keeps_it_on_resume(tiny
         s = quiet_train(tiny_data, tmp_path / run, tiny(pretrain_iters=1, adversarial_iters=1, pairs_lr_scale=scale))
         return weights(s["checkpoint"])[0]["G"]["pairs.table"], s["checkpoint"]
 
-    slow, _ = table_after(1.0, "slow")
+    slow, one = table_after(1.0, "slow")
     fast, path = table_after(10.0, "fast")
+    assert len(checkpoint.load_state(one)["opt_g"]["param_groups"]) == 1  # as runs made before the setting
     assert slow.abs().max() > 0  # Adam's first steps move each weight with a gradient by about its rate
     assert 5 < fast.abs().max() / slow.abs().max() < 15
     cfg = tiny(pretrain_iters=1, adversarial_iters=1, pairs_lr_scale=10.0).train
