@@ -77,7 +77,7 @@ def test_stopping_prepare_prints_one_line_from_one_process(tmp_path, tmp_path_fa
     import signal
 
     folder = tmp_path / "in"
-    for i in range(300):
+    for i in range(1200):  # enough that reading them outlasts the signal's way here on a fast, idle machine
         write_piece(folder / f"p{i}.mid", scale_piece(offset=i % 12, bars=64))
     for sig in (signal.SIGINT, signal.SIGTERM):
         # an empty cache each time: with the files already read, prepare could end before the signal lands
