@@ -337,7 +337,8 @@ class Generator(nn.Module):
                 logits = base * inv_t.unsqueeze(-1)
                 y = straight_through(logits, gumbel, tau)
             prev = y[..., 1:]
-            still = self.still_after(y.detach().argmax(-1), still)
+            if self.still_steps:  # counted only where it limits anything: this loop runs once per grid step
+                still = self.still_after(y.detach().argmax(-1), still)
             outs.append(y)
             logits_all.append(logits)
         carry = (state, prev, start + steps, heard, still)
@@ -370,9 +371,11 @@ class Generator(nn.Module):
         if self.pairs is not None:
             sounding = VoicePairs.sounding(real)
             logits, heard = logits + self.pairs.teacher_forced(sounding), sounding[:, -1]
-        moving = self.moving(real.long())
-        last = torch.where(moving, torch.arange(steps, device=real.device), -1).max(1).values
-        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps, heard, steps - 1 - last))
+        still = torch.zeros(b, dtype=torch.long, device=real.device)
+        if self.still_steps:  # as while composing: counted only where it limits anything
+            moving = torch.where(self.moving(real.long()), torch.arange(steps, device=real.device), -1)
+            still = steps - 1 - moving.max(1).values
+        return GeneratorOutput(real_onehot, logits, (state, onehot[:, -1], steps, heard, still))
 
     def moving(self, states: torch.Tensor) -> torch.Tensor:
         """Whether a step of cells in ``states`` ``(..., cells)`` starts a note or sounds nothing (``(...)``)."""
