@@ -303,3 +303,27 @@ def test_still_steps_is_fitted_to_the_training_windows_and_old_checkpoints_have_
     assert ModelConfig().for_data(voices, Voices(low=60, high=72, voices=2)).still_steps == 3
     stored = {k: v for k, v in vars(ModelConfig()).items() if k != "still_steps"}  # written before the setting
     assert model_config(stored).still_steps == 0
+
+
+def test_voice_pair_table_gradient_is_the_same_every_time_with_several_threads():
+    """The table is read at many repeated positions; their gradients must be summed in a fixed order, or two runs
+    with one seed drift apart on a multi-core CPU (indexing's backward summed them as threads finished)."""
+    from gancomposer.model import SILENT, VoicePairs
+
+    pairs = VoicePairs(voices=4, states=40)
+    with torch.no_grad():
+        pairs.table.normal_()
+    gen = torch.Generator().manual_seed(0)
+    heard = torch.randint(-1, 38, (32, 64, 4), generator=gen).clamp(min=SILENT)
+    weight = torch.randn(32, 64, 4, 40, generator=gen)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        grads = []
+        for _ in range(8):
+            pairs.zero_grad()
+            (pairs.teacher_forced(heard) * weight).sum().backward()
+            grads.append(pairs.table.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

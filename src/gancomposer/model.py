@@ -544,7 +544,7 @@ class VoicePairs(nn.Module):
         upper = step.drawn[:, :v]
         row = step.row[:, pairs] + upper[..., 2]
         column = self.column[upper[..., 1], step.lower_before[:, pairs]]
-        return self.table.view(-1)[row.unsqueeze(-1) + column].sum(1)
+        return _lookup(self.table, row.unsqueeze(-1) + column).sum(1)
 
     def teacher_forced(self, heard: torch.Tensor) -> torch.Tensor:
         """``(B, T, V, S)`` scores of every voice's states at every step of a real piece whose sounding pitches
@@ -556,8 +556,15 @@ class VoicePairs(nn.Module):
         up_moved = _motion(before[..., upper], heard[..., upper])
         row = ((torch.arange(len(lower), device=heard.device) * i + was) * m + up_moved) * (i * m)
         column = self.column[_pitch_class(heard[..., upper]), before[..., lower] + 1]
-        scores = self.table.view(-1)[row.unsqueeze(-1) + column]  # (B, T, pairs, S)
+        scores = _lookup(self.table, row.unsqueeze(-1) + column)  # (B, T, pairs, S)
         return scores.new_zeros(*heard.shape, scores.shape[-1]).index_add(2, lower, scores)
+
+
+def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table``'s entries at flat positions ``index`` (any shape). By ``gather``, whose gradient is summed in a
+    fixed order: indexing (``table.view(-1)[index]``) sums repeated positions' gradients in whatever order the
+    CPU's threads finish, so two runs with the same seed drifted apart."""
+    return torch.gather(table.reshape(-1), 0, index.reshape(-1)).view(index.shape)
 
 
 class PieceStatistics(nn.Module):
