@@ -150,8 +150,14 @@ def test_the_voice_pair_table_learns_at_its_own_rate_and_keeps_it_on_resume(tiny
     assert 5 < fast.abs().max() / slow.abs().max() < 15
     cfg = tiny(pretrain_iters=1, adversarial_iters=1, pairs_lr_scale=10.0).train
     state = checkpoint.load_state(path)
-    for opt, lr in (("opt_pre", cfg.pretrain_lr), ("opt_g", cfg.lr_g)):
-        assert [g["lr"] for g in state[opt]["param_groups"]] == pytest.approx([lr, 10 * lr])
+    assert [g["lr"] for g in state["opt_pre"]["param_groups"]] == pytest.approx([cfg.pretrain_lr, 10 * cfg.pretrain_lr])
+    # the adversarial phase has its own multiple (default 1); -1 takes pre-training's, as runs made before it
+    assert [g["lr"] for g in state["opt_g"]["param_groups"]] == pytest.approx([cfg.lr_g, cfg.lr_g])
+    for scale, expected in ((3.0, 3.0), (-1.0, 10.0)):
+        s = quiet_train(tiny_data, tmp_path / f"adv{scale}", tiny(pretrain_iters=1, adversarial_iters=1,
+                                                                 pairs_lr_scale=10.0, adversarial_pairs_lr_scale=scale))
+        groups = checkpoint.load_state(s["checkpoint"])["opt_g"]["param_groups"]
+        assert [g["lr"] for g in groups] == pytest.approx([cfg.lr_g, expected * cfg.lr_g])
     # a run written before the table had its own group cannot resume: said in one line, not a traceback
     state["opt_g"]["param_groups"][0]["params"] += state["opt_g"]["param_groups"].pop()["params"]
     torch.save(state, checkpoint.state_path(path))

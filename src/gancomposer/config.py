@@ -85,9 +85,10 @@ PRETRAIN_CAP = 12_000
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
-#: weights, the voice-pair table at G's learning rate, no limit on held chords.
+#: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
-                   "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0}
+                   "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
+                   "adversarial_pairs_lr_scale": -1.0}
 
 
 @dataclass
@@ -100,6 +101,9 @@ class TrainConfig:
     pretrain_lr: float = setting(2e-3, "learning rate of likelihood pre-training")
     pairs_lr_scale: float = setting(30.0, "G's voice-pair table learns at this many times G's learning rate (its "
                                           "entries each have a gradient at few steps)")
+    adversarial_pairs_lr_scale: float = setting(1.0, "the voice-pair table's learning rate in the adversarial "
+                                                     "phase, in multiples of G's (-1: pairs_lr_scale, as in runs "
+                                                     "made before this setting)")
     d_pretrain_iters: int = setting(400, "D updates against the frozen pre-trained G before the adversarial phase")
     # --- adversarial training ---
     adversarial_iters: int = setting(400, "adversarial iterations (one G update each)")
@@ -173,6 +177,8 @@ class TrainConfig:
         for name in ("beta1", "beta2", "label_smoothing", "ema_decay", "balance_target"):
             _within(self, name, 0, 1, high_open=True)
         _within(self, "d_freeze_below", 0, 1)
+        if self.adversarial_pairs_lr_scale != -1:
+            _within(self, "adversarial_pairs_lr_scale", 0, math.inf, low_open=True)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
                      "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature"):

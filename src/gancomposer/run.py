@@ -278,32 +278,46 @@ def adversarial_optimizers(cfg, G: torch.nn.Module, D: torch.nn.Module,
     """Fresh Adam optimisers for G and D at their current learning rates (``lr_g`` and ``lr_d`` scaled by the
     guard's rollbacks and the balance)."""
     betas = (cfg.beta1, cfg.beta2)
-    return (g_optimizer(cfg, G, cfg.lr_g * progress.lr_g_scale, betas),
+    return (g_optimizer(cfg, G, cfg.lr_g * progress.lr_g_scale, betas, adversarial=True),
             torch.optim.Adam(D.parameters(), lr=cfg.lr_d * progress.lr_d_scale, betas=betas))
 
 
-def g_optimizer(cfg, G: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+def g_optimizer(cfg, G: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999), *,
+                adversarial: bool = False) -> torch.optim.Adam:
     """Adam for G at ``lr``, with its voice-pair table (when it has one, and ``pairs_lr_scale`` is not 1) in a
-    second parameter group at ``pairs_lr_scale`` times that rate.
+    second parameter group at :func:`table_lr_scale` times that rate.
 
-    Why the table learns faster: each of its entries has a gradient only at the steps whose context it scores, and
-    Adam moves a weight that has a gradient at a share ``s`` of the steps by about ``lr * sqrt(s)`` per step; at
-    G's own rate, 3,000 steps took the chorales' parallel fifths to about -3 while the data asked for lower, and
-    their rate stayed ten times Bach's (docs/measurements.md, "The voice-pair table's learning rate").
+    Why the table learns faster by likelihood: each of its entries has a gradient only at the steps whose context
+    it scores, and Adam moves a weight that has a gradient at a share ``s`` of the steps by about
+    ``lr * sqrt(s)`` per step; at G's own rate, 3,000 steps took the chorales' parallel fifths to about -3 while the
+    data asked for lower, and their rate stayed ten times Bach's (docs/measurements.md, "The voice-pair table's
+    learning rate").
     """
     # at 1 the table stays with the rest: the optimiser of a run made before the setting (1 for those) resumes
     table = [G.pairs.table] if getattr(G, "pairs", None) is not None and cfg.pairs_lr_scale != 1.0 else []
     rest = [p for p in G.parameters() if all(p is not t for t in table)]
     opt = torch.optim.Adam([{"params": rest}] + ([{"params": table}] if table else []), lr=lr, betas=betas)
-    set_g_lr(cfg, opt, lr)
+    set_g_lr(cfg, opt, lr, adversarial)
     return opt
 
 
-def set_g_lr(cfg, opt: torch.optim.Optimizer, lr: float) -> None:
+def table_lr_scale(cfg, adversarial: bool) -> float:
+    """The voice-pair table's learning rate in multiples of G's: ``pairs_lr_scale`` in likelihood pre-training,
+    ``adversarial_pairs_lr_scale`` in the adversarial phase. Why apart: the multiple that lets rare contexts
+    learn from the likelihood also lets D's noisy gradient move them as fast (on the madrigals by up to 0.94 in 75
+    adversarial updates at 30 times, 0.03 at G's rate, and the phase improved all three madrigal runs of the gain
+    benchmark at G's rate, two at 30 times: docs/measurements.md, "The voice-pair table in the adversarial
+    phase")."""
+    if adversarial and cfg.adversarial_pairs_lr_scale != -1:
+        return cfg.adversarial_pairs_lr_scale
+    return cfg.pairs_lr_scale
+
+
+def set_g_lr(cfg, opt: torch.optim.Optimizer, lr: float, adversarial: bool) -> None:
     """Set G's optimiser to ``lr``, and its voice-pair group (the second, see :func:`g_optimizer`) to
-    ``pairs_lr_scale`` times it."""
+    :func:`table_lr_scale` times it."""
     for i, group in enumerate(opt.param_groups):
-        group["lr"] = lr * (cfg.pairs_lr_scale if i else 1.0)
+        group["lr"] = lr * (table_lr_scale(cfg, adversarial) if i else 1.0)
 
 
 def resume_point(folder: Path, existing: list[Path], config: Config, data_now: dict,
@@ -355,7 +369,7 @@ def restore(run: Run, path: Path) -> None:
     run.opt_d.load_state_dict(state["opt_d"])
     run.progress = Progress.from_dict(state.get("progress", state.get("counters", {})))
     cfg, p = run.cfg, run.progress  # the learning rates in force: the same unless changed on resume
-    set_g_lr(cfg, run.opt_pre, cfg.pretrain_lr), set_g_lr(cfg, run.opt_g, cfg.lr_g * p.lr_g_scale)
+    set_g_lr(cfg, run.opt_pre, cfg.pretrain_lr, False), set_g_lr(cfg, run.opt_g, cfg.lr_g * p.lr_g_scale, True)
     for group in run.opt_d.param_groups:
         group["lr"] = cfg.lr_d * p.lr_d_scale
     run.guard_weights = state.get("guard_weights")
