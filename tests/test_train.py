@@ -153,9 +153,9 @@ def test_the_voice_pair_table_learns_at_its_own_rate_and_keeps_it_on_resume(tiny
     assert [g["lr"] for g in state["opt_pre"]["param_groups"]] == pytest.approx([cfg.pretrain_lr, 10 * cfg.pretrain_lr])
     # the adversarial phase has its own multiple (default 1); -1 takes pre-training's, as runs made before it
     assert [g["lr"] for g in state["opt_g"]["param_groups"]] == pytest.approx([cfg.lr_g, cfg.lr_g])
-    for scale, expected in ((3.0, 3.0), (-1.0, 10.0)):
-        s = quiet_train(tiny_data, tmp_path / f"adv{scale}", tiny(pretrain_iters=1, adversarial_iters=1,
-                                                                 pairs_lr_scale=10.0, adversarial_pairs_lr_scale=scale))
+    for pre, scale, expected in ((10.0, 3.0, 3.0), (10.0, -1.0, 10.0), (1.0, 3.0, 3.0)):
+        s = quiet_train(tiny_data, tmp_path / f"adv{pre}-{scale}", tiny(
+            pretrain_iters=1, adversarial_iters=1, pairs_lr_scale=pre, adversarial_pairs_lr_scale=scale))
         groups = checkpoint.load_state(s["checkpoint"])["opt_g"]["param_groups"]
         assert [g["lr"] for g in groups] == pytest.approx([cfg.lr_g, expected * cfg.lr_g])
     # a run written before the table had its own group cannot resume: said in one line, not a traceback

@@ -284,8 +284,8 @@ def adversarial_optimizers(cfg, G: torch.nn.Module, D: torch.nn.Module,
 
 def g_optimizer(cfg, G: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999), *,
                 adversarial: bool = False) -> torch.optim.Adam:
-    """Adam for G at ``lr``, with its voice-pair table (when it has one, and ``pairs_lr_scale`` is not 1) in a
-    second parameter group at :func:`table_lr_scale` times that rate.
+    """Adam for G at ``lr``, with its voice-pair table (when it has one, and it learns at another rate than G's in
+    either phase) in a second parameter group at :func:`table_lr_scale` times that rate.
 
     Why the table learns faster by likelihood: each of its entries has a gradient only at the steps whose context
     it scores, and Adam moves a weight that has a gradient at a share ``s`` of the steps by about
@@ -293,8 +293,9 @@ def g_optimizer(cfg, G: torch.nn.Module, lr: float, betas: tuple[float, float] =
     data asked for lower, and their rate stayed ten times Bach's (docs/measurements.md, "The voice-pair table's
     learning rate").
     """
-    # at 1 the table stays with the rest: the optimiser of a run made before the setting (1 for those) resumes
-    table = [G.pairs.table] if getattr(G, "pairs", None) is not None and cfg.pairs_lr_scale != 1.0 else []
+    # at 1 in both phases the table stays with the rest: the optimiser of a run made before the settings resumes
+    separate = cfg.pairs_lr_scale != 1.0 or table_lr_scale(cfg, adversarial=True) != 1.0
+    table = [G.pairs.table] if getattr(G, "pairs", None) is not None and separate else []
     rest = [p for p in G.parameters() if all(p is not t for t in table)]
     opt = torch.optim.Adam([{"params": rest}] + ([{"params": table}] if table else []), lr=lr, betas=betas)
     set_g_lr(cfg, opt, lr, adversarial)
