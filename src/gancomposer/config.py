@@ -99,8 +99,9 @@ class TrainConfig:
     pretrain_iters: int = setting(AUTO, "G updates by likelihood before the adversarial phase (auto: 20 passes "
                                         "over the training windows, at most 12000)")
     pretrain_lr: float = setting(2e-3, "learning rate of likelihood pre-training")
-    pairs_lr_scale: float = setting(30.0, "G's voice-pair table learns at this many times G's learning rate (its "
-                                          "entries each have a gradient at few steps)")
+    pairs_lr_scale: float = setting(30.0, "G's voice-pair table learns at this many times G's learning rate in "
+                                          "likelihood pre-training (its entries each have a gradient at few "
+                                          "steps)")
     adversarial_pairs_lr_scale: float = setting(1.0, "the voice-pair table's learning rate in the adversarial "
                                                      "phase, in multiples of G's (-1: pairs_lr_scale, as in runs "
                                                      "made before this setting)")
