@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--every", type=int, default=1, help="evaluate every k-th checkpoint (the last is always kept)")
+    ap.add_argument("--machine", default="this 2-core CPU", help="what trained the run (the curve's axis label)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,8 @@ def main() -> None:
                      "meets_bars": meets_bars(rows["model"], rows["markov"]), "report": report}
             points.append(point)
             m = rows["model"]
-            print(f"{ck.name}: {point['minutes']:.1f} min  OA {m['overlap_area']:.3f}  "
+            print(f"{ck.name}: iteration {point['iteration']}, {point['minutes']:.2f} min, adversarial "
+                  f"{point['adversarial_iters']}  OA {m['overlap_area']:.3f}  "
                   f"C2ST {m['two_sample_accuracy']:.3f}  FD {m['frechet_distance']:.1f}  "
                   f"copied {m['copied_2bar_windows']:.3f}  silent {m['silent_4bar_windows']:.3f}  "
                   f"bars met: {point['meets_bars']}", file=sys.stderr)
@@ -106,7 +108,7 @@ def main() -> None:
             "Fréchet distance (lower)": "frechet_distance"}
     levels = {name: {"Markov baseline": base["markov"][key], "real (valid vs train)":
                      base["reference (valid vs train)"][key]} for name, key in keys.items()}
-    save_curve(mins, series, "training minutes (this 2-core CPU)", out / "time_to_quality.png",
+    save_curve(mins, series, f"training minutes ({args.machine})", out / "time_to_quality.png",
                title=f"evaluate's headline numbers against training time (temperature {args.temperature:g})",
                levels=levels, mark=pretrain_end(points), mark_label="adversarial phase starts")
 

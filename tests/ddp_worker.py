@@ -1,21 +1,46 @@
-"""Run under torchrun by test_distributed.py: train, then write this rank's weights for comparison."""
+"""Run under torchrun by test_distributed.py and test_cuda.py: train, then write this rank's weights (and
+the process group's backend) for comparison. :func:`train_alone` trains the same way without torchrun."""
 
 import sys
+from pathlib import Path
 
+import torch
+import torch.distributed as dist
 from safetensors.torch import save_file
 
 from gancomposer import distributed
-from gancomposer.config import resolve
+from gancomposer.config import Config, resolve
 from gancomposer.run import start
 from gancomposer.train import run_phases
 
-data, run, out, *extra = sys.argv[1:]
-cfg = resolve("tiny", None, ["pretrain_iters=3", "adversarial_iters=4", "checkpoint_every=5", "eval_every=5",
-                             "batch_size=8", "mle_weight=1.0", "feature_matching=0.5", *extra])
-state = start(data, run, cfg, progress=False, log=lambda s: None)  # train() without its summary ...
-run_phases(state)
-for name, net in (("generator", state.G), ("discriminator", state.D)):  # ... to read each rank's own weights
-    weights = {k: v.contiguous() for k, v in net.state_dict().items()}
-    save_file(weights, f"{out}/{name}-rank{state.world.rank}.safetensors")
-state.monitor.close()
-distributed.leave(state.world)
+
+def settings(extra: list[str]) -> Config:
+    return resolve("tiny", None, ["pretrain_iters=3", "adversarial_iters=4", "checkpoint_every=5", "eval_every=5",
+                                  "batch_size=8", "mle_weight=1.0", "feature_matching=0.5", *extra])
+
+
+def trained(data: str | Path, run: str | Path, extra: list[str]):
+    """The run's state after training (train() without its summary, to read each rank's own weights)."""
+    state = start(data, run, settings(extra), progress=False, log=lambda s: None)
+    run_phases(state)
+    state.monitor.close()
+    return state
+
+
+def weights(state) -> dict[str, dict[str, torch.Tensor]]:
+    return {name: {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+            for name, net in (("generator", state.G), ("discriminator", state.D))}
+
+
+def train_alone(data: str | Path, run: str | Path, extra: list[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """The same training in this process, outside any process group."""
+    return weights(trained(data, run, extra))
+
+
+if __name__ == "__main__":
+    data, run, out, *extra = sys.argv[1:]
+    state = trained(data, run, extra)
+    for name, tensors in weights(state).items():
+        save_file({k: v.cpu() for k, v in tensors.items()}, f"{out}/{name}-rank{state.world.rank}.safetensors")
+    Path(f"{out}/backend-rank{state.world.rank}.txt").write_text(str(dist.get_backend()))
+    distributed.leave(state.world)

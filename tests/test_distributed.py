@@ -38,3 +38,25 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path, extra):
     ckpts = sorted((tmp_path / "run" / "checkpoints").glob("step-*.safetensors"))
     assert ckpts and ckpts[-1].name == "step-000007.safetensors"  # only rank 0 wrote, at the end
     assert not list((tmp_path / "run").glob("checkpoints/unused*"))
+
+
+def test_one_process_under_torchrun_joins_a_group_and_trains_exactly_as_without_it(tiny_data, tmp_path):
+    import ddp_worker
+
+    out = tmp_path / "weights"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+           str(Path(__file__).parent / "ddp_worker.py"), str(tiny_data), str(tmp_path / "run"), str(out),
+           "device=cpu", "threads=1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "backend-rank0.txt").read_text() == "gloo"  # the distributed path ran, with a group of one
+    threads = torch.get_num_threads()
+    try:
+        alone = ddp_worker.train_alone(tiny_data, tmp_path / "alone", ["device=cpu", "threads=1"])
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("generator", "discriminator"):
+        grouped = load_file(out / f"{name}-rank0.safetensors")
+        assert grouped.keys() == alone[name].keys()
+        assert all(torch.equal(grouped[k], alone[name][k]) for k in grouped), name

@@ -1,5 +1,6 @@
 """Several processes under ``torchrun``: joining the process group, the device of each, and the few
-collective operations training needs. With one process every function here is a no-op."""
+collective operations training needs. A process that ``torchrun`` did not start is alone: every function
+here is then a no-op."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     owns_group: bool = False  # this code started the process group, so it ends it
+    grouped: bool = False  # in a process group (under torchrun, even alone: the same code path as many)
 
     @property
     def main(self) -> bool:
@@ -30,14 +32,16 @@ class World:
 
 
 def join(device_kind: str) -> World:
-    """Join the process group that ``torchrun`` describes in the environment (nothing for one process)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
+    """Join the process group that ``torchrun`` describes in the environment (nothing for a process it did
+    not start). One process under ``torchrun`` joins a group of one, so that a single GPU runs the same path
+    (NCCL, DistributedDataParallel) as many do, with the same result as training without ``torchrun``."""
+    if "WORLD_SIZE" not in os.environ:
         return World()
     owns = not dist.is_initialized()
     if owns:
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+        cuda = device_kind == "cuda" or (device_kind == "auto" and torch.cuda.is_available())
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns, True)
 
 
 def leave(world: World) -> None:
@@ -125,7 +129,7 @@ class ThreadGovernor:
 
 def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
     """``module`` in DistributedDataParallel when there are several processes (G and D each in their own)."""
-    if world.size == 1:
+    if not world.grouped:
         return module
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
@@ -133,7 +137,7 @@ def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.n
 
 def any_process(flag: bool, world: World, device: torch.device) -> bool:
     """True on every process if ``flag`` is true on any (so all stop or skip together)."""
-    if world.size == 1:
+    if not world.grouped:
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -142,7 +146,7 @@ def any_process(flag: bool, world: World, device: torch.device) -> bool:
 
 def mean(value: float, world: World, device: torch.device) -> float:
     """``value`` averaged over the processes."""
-    if world.size == 1:
+    if not world.grouped:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
@@ -152,7 +156,7 @@ def mean(value: float, world: World, device: torch.device) -> float:
 def average_gradients(params: list[torch.nn.Parameter], world: World) -> None:
     """Average the gradients of ``params`` over the processes (what DDP does in its backward, for gradients
     set by hand)."""
-    if world.size == 1:
+    if not world.grouped:
         return
     for p in params:
         if p.grad is None:
@@ -163,7 +167,7 @@ def average_gradients(params: list[torch.nn.Parameter], world: World) -> None:
 
 def gather(obj: Any, world: World) -> list:
     """``obj`` of every process, by rank."""
-    if world.size == 1:
+    if not world.grouped:
         return [obj]
     out = [None] * world.size
     dist.all_gather_object(out, obj)

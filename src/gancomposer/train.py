@@ -198,7 +198,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
-        with run.d_net.no_sync() if run.world.size > 1 else nullcontext():  # D's gradients are discarded
+        with run.d_net.no_sync() if run.world.grouped else nullcontext():  # D's gradients are discarded
             scored = run.d_net(fake, d.cond)
             adversarial = get_loss(cfg.loss)
             loss = adversarial.g(scored.logits.float())
