@@ -38,7 +38,8 @@ from gancomposer.io.midi import write_midi  # noqa: E402
 from gancomposer.train import train  # noqa: E402
 
 SIZE = ["batch_size=64", "g_hidden=256", "g_layers=2", "d_hidden=256", "d_layers=2", "latent_dim=64",
-        "step_noise_dim=8", "pretrain_iters=0", "d_updates=1", "samples=0", "ema_decay=0.999", "guard_every=0"]
+        "step_noise_dim=8", "pretrain_iters=0", "d_pretrain_iters=0", "d_updates=1", "samples=0", "ema_decay=0.999",
+        "guard_every=0"]
 
 
 def matmul_flops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:

@@ -30,6 +30,7 @@ import torch
 
 from . import checkpoint
 from .evaluate import WINDOW_BARS, FeatureSet, Reference, compare, feature_set
+from .model import copy_network
 from .run import Run, adversarial_optimizers, save_checkpoint, scoring_condition, stream_seeds
 from .sampling import sample_grids
 
@@ -146,7 +147,7 @@ def tune_temperature(run: Run) -> dict | None:
     best = run.folder / "checkpoints" / "best.safetensors"
     if run.guard_weights is None or not best.is_file():
         return None
-    sampler = copy.deepcopy(run.sampler)
+    sampler = copy_network(run.sampler)
     sampler.load_state_dict(run.guard_weights["G_ema" if run.G_ema is not None else "G"])
     chosen, sweep = best_temperature(run, sampler)
     found = {"temperature": chosen, "sweep": {str(t): row for t, row in sweep.items()}}

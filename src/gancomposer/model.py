@@ -36,6 +36,7 @@ pitches; by interval class and direction it is one number.
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -55,6 +56,27 @@ def rnn_class(kind: str) -> type[nn.Module]:
         return RNNS[kind]
     except KeyError:
         raise ValueError(f"unknown rnn {kind!r}; choose one of: {', '.join(RNNS)}") from None
+
+
+def copy_network(net: nn.Module) -> nn.Module:
+    """A deep copy of ``net`` whose recurrent layers keep their weights in one block, as cuDNN wants them
+    (a plain deep copy leaves them apart, and cuDNN then copies them together at every call, with a warning)."""
+    twin = copy.deepcopy(net)
+    for m in twin.modules():
+        if isinstance(m, nn.RNNBase):
+            m.flatten_parameters()
+    return twin
+
+
+def run_recurrent(rnn: nn.Module, x: torch.Tensor, state=None):
+    """``rnn(x, state)`` in float32, also under autocast: autocast runs cuDNN's recurrent layers in float16
+    whatever dtype it was asked for (seen on an H200 under bfloat16 autocast), and float16 gradients without a
+    loss scaler underflow. Recurrent layers of these sizes are bound by kernel launches, not arithmetic, so
+    float32 costs little; the layers around them still run in bfloat16."""
+    with torch.autocast(x.device.type, enabled=False):
+        if state is not None:
+            state = tuple(s.float() for s in state) if isinstance(state, tuple) else state.float()
+        return rnn(x.float(), state)
 
 
 def to_onehot(grid: torch.Tensor, states: int) -> torch.Tensor:
@@ -326,7 +348,7 @@ class Generator(nn.Module):
             noise = _draw(torch.randn, (b, 1, self.step_noise_dim), generator, z.device)
             x = self._inputs(piece, positions[:, t : t + 1], noise)[:, 0]
             x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, -1))
-            h, state = self.rnn(x.unsqueeze(1), state)
+            h, state = run_recurrent(self.rnn, x.unsqueeze(1), state)
             base = self.head(h[:, 0]).view(b, self.cells, self.states) + self.local(prev) + bias
             if self.still_steps:
                 base = base + (still >= self.still_steps).view(b, 1, 1) * (NEVER * self.holds)
@@ -355,7 +377,7 @@ class Generator(nn.Module):
         pos = self.positions(None if cond is None else cond.meter, b, 0, steps)
         x = self._inputs(self._piece_input(z, cond), pos, noise)
         x = x + self.prev_to_input(prev.transpose(-1, -2).reshape(b, steps, -1))
-        h, state = self.rnn(x, self.initial_state(z, cond))
+        h, state = run_recurrent(self.rnn, x, self.initial_state(z, cond))
         logits = self.head(h).view(b, steps, self.cells, self.states) + self.local(prev)
         if _key(self.keys, cond) is not None:
             logits = logits + self.key_bias(cond).unsqueeze(1)
@@ -706,7 +728,7 @@ class Discriminator(nn.Module):
         b, steps, _ = x.shape
         pos = self.positions(None if cond is None else cond.meter, b, 0, steps)
         h = F.leaky_relu(self.inp(torch.cat([x, pos.to(x.dtype)], -1)), 0.2)
-        h, _ = self.rnn(h)
+        h, _ = run_recurrent(self.rnn, h)
         feats = torch.cat([h.mean(1), h.amax(1)], -1)
         if self.statistics is not None:
             s = F.leaky_relu(self.stats_in(self.statistics(x, pos).to(feats.dtype)), 0.2)

@@ -7,7 +7,6 @@ resume.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import math
@@ -30,7 +29,7 @@ from .encoding import Encoding
 from .errors import UserError
 from .files import check_writable_folder, remove_stale_temporaries, write_json_atomic
 from .metrics import SCALAR_FEATURES, SCALARS, feature_matrix, frechet_distance
-from .model import Condition, Generator, build_models
+from .model import Condition, Generator, build_models, copy_network
 from .monitor import Monitor
 from .sampling import sample_grids
 
@@ -225,7 +224,7 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     G, D = build_models(config.model, ds.encoding, conditions)
     G.init_from_data(windows)
     G.to(device), D.to(device)
-    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay > 0 else None
+    G_ema = copy_network(G).requires_grad_(False) if cfg.ema_decay > 0 else None
     split = "valid" if len(ds.windows_in("valid", 0)) >= 2 else "train"  # scores are taken in the main meter
     run = Run(
         config, Path(run_dir), ds.encoding, info, world, device, G, D, G_ema,
