@@ -7,7 +7,7 @@ Prints a table and draws overlap area and two-sample accuracy against temperatur
 adversarial G that is better lies above the pre-trained curve (overlap) and below it (two-sample accuracy) at
 equal temperature, not merely at another point of the same curve.
 
-    python benchmarks/temperature_sweep.py RUN DATA [--temperatures 0.8,0.9,1.0,1.1,1.2] [--plot sweep.png]
+    python benchmarks/temperature_sweep.py RUN DATA [--temperatures 0.8,0.9,1.0,1.1,1.2] [--plot sweep.png] [--sets 3]
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ from gancomposer.compose import Composer
 from gancomposer.evaluate import evaluate
 
 
-def scores(checkpoint: Path, data: str, temperature: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, cp in enumerate(Composer.load(checkpoint).compose(n=96, bars=8, seed=1234, temperature=temperature)):
-            cp.save(Path(tmp) / f"{i:03d}.mid")
-        row = evaluate({"model": tmp}, reference=data, log=lambda s: None)["rows"]["model"]
-    return {k: row[k] for k in ("overlap_area", "two_sample_accuracy")}
+def scores(checkpoint: Path, data: str, temperature: float, sets: int = 1) -> dict:
+    """Overlap area and two-sample accuracy of 96 pieces × 8 bars, the mean over ``sets`` sampling seeds from
+    1234 up."""
+    rows = []
+    for seed in range(1234, 1234 + sets):
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, cp in enumerate(Composer.load(checkpoint).compose(n=96, bars=8, seed=seed, temperature=temperature)):
+                cp.save(Path(tmp) / f"{i:03d}.mid")
+            rows.append(evaluate({"model": tmp}, reference=data, log=lambda s: None)["rows"]["model"])
+    return {k: sum(r[k] for r in rows) / sets for k in ("overlap_area", "two_sample_accuracy")}
 
 
 def main() -> None:
@@ -36,12 +40,13 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("--temperatures", default="0.8,0.9,1.0,1.1,1.2")
     ap.add_argument("--plot", default="temperature-sweep.png")
+    ap.add_argument("--sets", type=int, default=1, help="sets of 96 pieces per point, each its own sampling seed")
     args = ap.parse_args()
     ck = Path(args.run) / "checkpoints"
     models = {"end of pre-training": ck / "pretrained.safetensors", "default model (best)": ck / "best.safetensors",
               "last adversarial": sorted(ck.glob("step-*.safetensors"))[-1]}
     temps = [float(t) for t in args.temperatures.split(",")]
-    table = {name: [scores(path, args.data, t) for t in temps] for name, path in models.items()}
+    table = {name: [scores(path, args.data, t, args.sets) for t in temps] for name, path in models.items()}
     print("| model | " + " | ".join(f"T={t:g}" for t in temps) + " |")
     print("|---|" + "---|" * len(temps))
     for name, rows in table.items():

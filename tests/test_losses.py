@@ -7,7 +7,8 @@ import torch
 
 from gancomposer.config import TrainConfig
 from gancomposer.errors import UserError
-from gancomposer.losses import LOSSES, feature_matching, get_loss, gradient_penalty, interpolate, r1_penalty
+from gancomposer.losses import (LOSSES, feature_matching, get_loss, gradient_penalty, interpolate, mean_entropy,
+                                r1_penalty)
 
 
 def d_loss(kind, r, f, label_smoothing=0.0):
@@ -156,3 +157,20 @@ def test_both_estimators_train_g_toward_a_known_optimum(estimator):
         loss.backward()
         opt.step()
     assert sounding() > before + 0.2, (before, sounding())
+
+
+def test_mean_entropy_of_known_distributions_and_its_anchor_pulls_toward_the_target():
+    from gancomposer.model import NEVER
+
+    assert mean_entropy(torch.zeros(3, 5, 4)).item() == pytest.approx(math.log(4))  # uniform over 4 states
+    masked = torch.tensor([[0.0, 0.0, NEVER, NEVER]])  # two states ruled out: uniform over the other two
+    assert mean_entropy(masked).item() == pytest.approx(math.log(2))
+    assert mean_entropy(torch.tensor([[50.0, 0.0, 0.0]])).item() < 1e-18
+    # the entropy anchor's gradient moves G's spread toward the pre-trained one's, from either side
+    for start, target in ((torch.tensor([[4.0, 0.0, 0.0]]), 0.9), (torch.tensor([[0.5, 0.0, 0.0]]), 0.3)):
+        logits = start.clone().requires_grad_(True)
+        before = mean_entropy(logits).item()
+        (10.0 * (mean_entropy(logits) - target) ** 2).backward()
+        with torch.no_grad():
+            after = mean_entropy(logits - 0.1 * logits.grad).item()
+        assert abs(after - target) < abs(before - target)

@@ -197,12 +197,24 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
     dict(estimator="reinforce", mle_weight=1.0, adversarial_temperature=0.8), dict(estimator="reinforce", loss="hinge"),
     dict(mle_weight=1.0, adversarial_ratio=0.5, statistics_matching=1.0, d_statistics=True),
+    dict(mle_weight=1.0, entropy_anchor=50.0), dict(mle_weight=1.0, adversarial_ratio=0.0, entropy_anchor=50.0),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))
     groups, info = weights(s["checkpoint"])
     assert all(torch.isfinite(v).all() for g in groups.values() for v in g.values())
     assert ("G_ema" in groups) == (options.get("ema_decay", 0.999) > 0)
+
+
+def test_entropy_anchor_measures_the_pre_trained_g_on_its_own_pieces(tiny_data, tmp_path):
+    import math
+
+    s = quiet_train(tiny_data, tmp_path / "e", tiny(pretrain_iters=2, d_pretrain_iters=3, adversarial_iters=2,
+                                                    mle_weight=1.0, entropy_anchor=50.0))
+    progress = checkpoint.load_state(s["checkpoint"])["progress"]
+    # D's 3 pre-training batches and the first adversarial D update: all drawn from the pre-trained G
+    assert progress["entropy_pre_n"] == 4
+    assert 0 < progress["entropy_pre"] < math.log(load_dataset(tiny_data).encoding.states)
 
 
 def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):
@@ -291,8 +303,16 @@ def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_an
         assert torch.linalg.vector_norm(adversarial) == pytest.approx(ratio * 3.0)
         assert torch.allclose(adversarial / adversarial.norm(), a / a.norm())  # its direction kept
         assert run.progress.adversarial_weight == weight
+    # a term of its own weight (the entropy anchor) is added as it is, and leaves the ratio alone
+    net.weight.grad = None
+    c = torch.tensor([[0.0, 0.0, 7.0]])
+    weight = g_gradients(run, 100 * net(a).sum(), net(b).sum(), net(c).sum())
+    assert weight == pytest.approx(2.0 * 3.0 / (100 * 5 ** 0.5))
+    assert torch.allclose(net.weight.grad, b + c + weight * 100 * a)
     with pytest.raises(UserError, match="adversarial_ratio"):
         tiny(adversarial_ratio=1.0, mle_weight=0.0).validate()
+    with pytest.raises(UserError, match="entropy_anchor"):
+        tiny(entropy_anchor=1.0, mle_weight=0.0, adversarial_ratio=0.0).validate()
     with pytest.raises(UserError, match="d_statistics"):  # nothing to match without D's statistics
         tiny(statistics_matching=1.0).validate()
     from gancomposer.config import from_stored

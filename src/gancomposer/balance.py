@@ -52,10 +52,12 @@ def scale_after(scale: float, accuracy: float, target: float, rate: float) -> fl
     return min(1.0, max(MIN_SCALE, scale * math.exp(rate * (target - accuracy))))
 
 
-def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor) -> float:
-    """Set G's gradients to those of ``w * adversarial + anchor``, with ``w`` chosen afresh at every update so
-    that the adversarial terms' gradient is ``adversarial_ratio`` times as long as the likelihood anchor's (after
-    VQGAN's adaptive weight, here on the whole gradient). Returns ``w``, also kept in the run's progress.
+def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor,
+                extra: torch.Tensor | float = 0.0) -> float:
+    """Set G's gradients to those of ``w * adversarial + anchor + extra``, with ``w`` chosen afresh at every update
+    so that the adversarial terms' gradient is ``adversarial_ratio`` times as long as the likelihood anchor's (after
+    VQGAN's adaptive weight, here on the whole gradient). ``extra`` (the entropy anchor) keeps its own weight.
+    Returns ``w``, also kept in the run's progress.
 
     Why: with fixed weights the adversarial gradient was 1.5-3 times as long as the anchor's on two collections of
     folk tunes and 60-90 times on five-voice madrigals (where most cells are easy-to-predict holds, so the
@@ -63,13 +65,14 @@ def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor) -> fl
     style. The gradients are set by hand, so they are averaged over the processes here, not by DDP.
     """
     params = [p for p in run.G.parameters() if p.requires_grad]
-    g_adv = torch.autograd.grad(adversarial, params, allow_unused=True)
+    g_adv = torch.autograd.grad(adversarial, params, allow_unused=True, retain_graph=torch.is_tensor(extra))
     g_mle = torch.autograd.grad(anchor, params, allow_unused=True)
     n_adv, n_mle = total_norm(g_adv), total_norm(g_mle)
     weight = distributed.mean(run.cfg.adversarial_ratio * n_mle / n_adv if n_adv > 0 else 0.0, run.world,
                               run.device)
-    for p, a, m in zip(params, g_adv, g_mle):
-        parts = [g for g in (m, None if a is None else weight * a) if g is not None]
+    g_extra = torch.autograd.grad(extra, params, allow_unused=True) if torch.is_tensor(extra) else [None] * len(params)
+    for p, a, m, e in zip(params, g_adv, g_mle, g_extra):
+        parts = [g for g in (m, None if a is None else weight * a, e) if g is not None]
         p.grad = sum(parts) if parts else None
     distributed.average_gradients(params, run.world)
     run.progress.adversarial_weight = weight

@@ -130,6 +130,10 @@ class TrainConfig:
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
                                             "is this many times as long as the likelihood anchor's (0: their "
                                             "own weights; needs mle_weight > 0)")
+    entropy_anchor: float = setting(0.0, "weight of (H - H0)^2 beside the likelihood anchor: H, the mean entropy "
+                                         "of G's choices along its own pieces; H0, the same for the pre-trained G "
+                                         "(measured in D's pre-training). Keeps the phase from merely sharpening G "
+                                         "(needs mle_weight > 0)")
     adversarial_temperature: float = setting(1.0, "temperature of G's pieces in D's pre-training and the adversarial "
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends)")
@@ -182,8 +186,12 @@ class TrainConfig:
             _within(self, "adversarial_pairs_lr_scale", 0, math.inf, low_open=True)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
-                     "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature"):
+                     "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature",
+                     "entropy_anchor"):
             _within(self, name, 0, math.inf)
+        if self.entropy_anchor > 0 and self.mle_weight == 0:
+            raise UserError(f"entropy_anchor={self.entropy_anchor} is added to the likelihood anchor, and "
+                            "mle_weight=0 turns the anchor off: set mle_weight > 0, or entropy_anchor=0")
         if self.adversarial_ratio > 0 and self.mle_weight == 0:
             raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
                             "the likelihood anchor's, and mle_weight=0 turns the anchor off: set mle_weight > 0, "

@@ -89,6 +89,13 @@ def score_function_loss(logits: torch.Tensor, onehot: torch.Tensor, rewards: tor
     return -((rewards.detach() - baseline) * logp).mean()
 
 
+def mean_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy in nats of the categorical distributions ``logits`` ``(..., S)`` (masked states, at a large
+    negative logit, count as impossible)."""
+    logp = F.log_softmax(logits.float(), -1)
+    return -(logp.exp() * logp).sum(-1).mean()
+
+
 def input_grad_norm2(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Per-sample squared norm of d(outputs)/d(inputs), kept in the graph for a double backward.
 

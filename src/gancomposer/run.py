@@ -77,10 +77,18 @@ class Progress:
     adversarial_weight: float = 0.0  # the weight of G's adversarial terms in its last update (adversarial_ratio)
     temperature: float | None = None  # the sampling temperature stored with the default model at the end
     adversarial_temperature: float | None = None  # G's temperature in D's pre-training and the adversarial phase
+    entropy_pre: float | None = None  # the pre-trained G's mean entropy along its own pieces (entropy_anchor)
+    entropy_pre_n: int = 0  # batches in that mean
 
     @property
     def total(self) -> int:
         return self.pretrain_iters + self.d_pretrain_iters + self.adversarial_iters
+
+    def add_pre_entropy(self, entropy: float) -> None:
+        """Take one more batch's mean entropy of the (still pre-trained) G's choices into ``entropy_pre``."""
+        n = self.entropy_pre_n
+        self.entropy_pre = entropy if n == 0 else (self.entropy_pre * n + entropy) / (n + 1)
+        self.entropy_pre_n = n + 1
 
     @classmethod
     def from_dict(cls, d: dict) -> Progress:

@@ -27,7 +27,7 @@ from . import balance, checkpoint, distributed, guard
 from .config import Config
 from .errors import UserError
 from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, instance_noise_std, interpolate,
-                     r1_penalty, sample_rewards, score_function_loss, teacher_forced_nll)
+                     mean_entropy, r1_penalty, sample_rewards, score_function_loss, teacher_forced_nll)
 from .model import Condition, grid_features, onehot_to_features
 from .processes import sigterm_as_interrupt
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
@@ -58,8 +58,7 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     """Train on the dataset folder ``data_dir``, writing checkpoints, samples and TensorBoard logs to ``run_dir``.
 
     Returns a summary (iterations, best validation score, last checkpoint, whether this is the main process).
-    Raises :class:`TrainingStopped` on a non-finite loss or a collapse and :class:`TrainingInterrupted` on
-    Ctrl-C or SIGTERM, each after keeping what is good.
+    Raises :class:`TrainingStopped` (non-finite loss, collapse) or :class:`TrainingInterrupted` (Ctrl-C, SIGTERM).
     """
     run = start(data_dir, run_dir, config, resume=resume, progress=progress, log=log)
     try:
@@ -137,7 +136,6 @@ def adversarial_step(run: Run) -> None:
     p.adversarial_iters += 1
     if cfg.balance_target:  # D's learning rate follows its accuracy on held-out reals and fresh fakes
         balance.observe(run, d.fake_logits)
-
     d_real = torch.sigmoid(d.real_logits.detach()).mean().item()
     won = cfg.loss != "wgan-gp" and d_real > 0.99 and p.d_fake < 0.01
     p.collapse_run = p.collapse_run + 1 if won else 0
@@ -165,6 +163,8 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     with torch.no_grad(), run.amp:
         out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot).float()
+        if cfg.entropy_anchor > 0 and not run.progress.adversarial_iters:  # G is still the pre-trained G
+            run.progress.add_pre_entropy(mean_entropy(out.logits).item())
     if sigma > 0:
         real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
     gp, r1 = learn and cfg.loss == "wgan-gp", learn and cfg.r1_gamma > 0
@@ -207,23 +207,24 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 base = rewards.mean().item() if p.reward_baseline is None else p.reward_baseline
                 loss = score_function_loss(out.logits, out.onehot, rewards, base)
                 p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()
+            with torch.no_grad():  # D's readings of the real batch: the targets of the matching terms
+                real_features = run.D(d.real.detach(), d.cond).features if cfg.feature_matching > 0 else None
+                real_stats = run.D.piece_statistics(d.real.detach(), d.cond) if cfg.statistics_matching > 0 else None
             if cfg.feature_matching > 0:
-                with torch.no_grad():
-                    real_features = run.D(d.real.detach(), d.cond).features
                 loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
             if cfg.statistics_matching > 0:
-                with torch.no_grad():
-                    real_stats = run.D.piece_statistics(d.real.detach(), d.cond)
                 fake_stats = run.D.piece_statistics(fake, d.cond)
                 loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
-    total = loss + anchor if cfg.mle_weight > 0 else loss
+        # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
+        spread = cfg.entropy_anchor * (mean_entropy(out.logits) - p.entropy_pre) ** 2 if cfg.entropy_anchor else 0
+    total = (loss + anchor if cfg.mle_weight > 0 else loss) + spread
     # balanced: D's pull is rescaled to adversarial_ratio times the anchor's at every update (balance.py)
-    gradients = (lambda: balance.g_gradients(run, loss, anchor)) if balanced else None
+    gradients = (lambda: balance.g_gradients(run, loss, anchor, spread)) if balanced else None
     norm = optimizer_step(run, total, run.opt_g, run.G, "G's loss", gradients)
     update_ema(run.G_ema, run.G, cfg.ema_decay)
-    return (p.adversarial_weight * loss.detach() + anchor.detach() if balanced else total).item(), norm
+    return (p.adversarial_weight * loss.detach() + anchor.detach() + spread if balanced else total).item(), norm
 
 
 def end_iteration(run: Run) -> None:
