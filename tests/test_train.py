@@ -215,6 +215,13 @@ def test_entropy_anchor_measures_the_pre_trained_g_on_its_own_pieces(tiny_data, 
     # D's 3 pre-training batches and the first adversarial D update: all drawn from the pre-trained G
     assert progress["entropy_pre_n"] == 4
     assert 0 < progress["entropy_pre"] < math.log(load_dataset(tiny_data).encoding.states)
+    # set on resuming a run already in its adversarial phase, it measures the G it resumes with
+    base = dict(pretrain_iters=2, adversarial_iters=2, mle_weight=1.0)
+    quiet_train(tiny_data, tmp_path / "r", tiny(**base))
+    s = quiet_train(tiny_data, tmp_path / "r", tiny(**{**base, "adversarial_iters": 4, "entropy_anchor": 50.0}),
+                    resume=True)
+    progress = checkpoint.load_state(s["checkpoint"])["progress"]
+    assert progress["adversarial_iters"] == 4 and progress["entropy_pre_n"] == 1 and progress["entropy_pre"] > 0
 
 
 def test_pretraining_lowers_the_likelihood_loss(tiny_data, tmp_path):

@@ -132,8 +132,9 @@ class TrainConfig:
                                             "own weights; needs mle_weight > 0)")
     entropy_anchor: float = setting(0.0, "weight of (H - H0)^2 beside the likelihood anchor: H, the mean entropy "
                                          "of G's choices along its own pieces; H0, the same for the pre-trained G "
-                                         "(measured in D's pre-training). Keeps the phase from merely sharpening G "
-                                         "(needs mle_weight > 0)")
+                                         "(measured in D's pre-training; set on resuming a run in its adversarial "
+                                         "phase, on the G resumed). Keeps the phase from merely sharpening G (needs "
+                                         "mle_weight > 0)")
     adversarial_temperature: float = setting(1.0, "temperature of G's pieces in D's pre-training and the adversarial "
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends)")

@@ -163,8 +163,8 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     with torch.no_grad(), run.amp:
         out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot).float()
-        if cfg.entropy_anchor > 0 and not run.progress.adversarial_iters:  # G is still the pre-trained G
-            run.progress.add_pre_entropy(mean_entropy(out.logits).item())
+        if cfg.entropy_anchor > 0 and (not run.progress.adversarial_iters or run.progress.entropy_pre is None):
+            run.progress.add_pre_entropy(mean_entropy(out.logits).item())  # G is the pre-trained G (or resumed)
     if sigma > 0:
         real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
     gp, r1 = learn and cfg.loss == "wgan-gp", learn and cfg.r1_gamma > 0
