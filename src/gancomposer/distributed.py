@@ -128,7 +128,7 @@ class ThreadGovernor:
 
 
 def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
-    """``module`` in DistributedDataParallel when there are several processes (G and D each in their own)."""
+    """``module`` in DistributedDataParallel in a process group, even of one (G and D each in their own)."""
     if not world.grouped:
         return module
     ids = [device.index] if device.type == "cuda" else None
