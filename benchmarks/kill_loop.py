@@ -24,9 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
+#: Marks the processes this script starts (and their forked workers, which share the environment), so that
+#: other gancomposer processes on the machine (a test beside this one, a user's job) are not taken for orphans.
+TAG = f"GANCOMPOSER_KILL_LOOP={os.getpid()}"
+
+
 def cli(*args: str) -> subprocess.Popen:
+    name, value = TAG.split("=")
     return subprocess.Popen([sys.executable, "-m", "gancomposer", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, name: value})
 
 
 def leftovers(*folders: Path) -> list[Path]:
@@ -40,9 +46,15 @@ def leftovers(*folders: Path) -> list[Path]:
 
 
 def orphans() -> int:
-    """gancomposer processes still alive besides us (workers whose parent was killed should die with it)."""
-    out = subprocess.run(["pgrep", "-f", "gancomposer (prepare|train)"], capture_output=True, text=True).stdout
-    return len([pid for pid in out.split() if int(pid) != os.getpid()])
+    """Processes this script started that are still alive (workers whose parent was killed should die with it)."""
+    count = 0
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if TAG.encode() in environ.read_bytes().split(b"\0") and int(environ.parent.name) != os.getpid():
+                count += 1
+        except OSError:  # ended meanwhile, or not ours to read
+            pass
+    return count
 
 
 def kill_at_random(args: list[str], full_s: float, rng: random.Random) -> float:

@@ -105,7 +105,7 @@ def test_stopping_prepare_prints_one_line_from_one_process(tmp_path, tmp_path_fa
             if proc.returncode != 0 or "1200/1200" not in err or attempt == 4:
                 break
             shutil.rmtree(tmp_path / "ds", ignore_errors=True)
-        assert proc.returncode == 130, err
+        assert proc.returncode == 130, f"{sig.name}, attempt {attempt + 1}:\n{err}"
         assert "Traceback" not in err and "BrokenPipe" not in err
         assert err.strip().splitlines()[-1].endswith("gancomposer: interrupted")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
