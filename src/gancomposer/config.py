@@ -190,13 +190,11 @@ class TrainConfig:
                      "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature",
                      "entropy_anchor"):
             _within(self, name, 0, math.inf)
-        if self.entropy_anchor > 0 and self.mle_weight == 0:
-            raise UserError(f"entropy_anchor={self.entropy_anchor} is added to the likelihood anchor, and "
-                            "mle_weight=0 turns the anchor off: set mle_weight > 0, or entropy_anchor=0")
-        if self.adversarial_ratio > 0 and self.mle_weight == 0:
-            raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
-                            "the likelihood anchor's, and mle_weight=0 turns the anchor off: set mle_weight > 0, "
-                            "or adversarial_ratio=0")
+        for name, needs in (("adversarial_ratio", "measures the adversarial gradient against the likelihood "
+                                                  "anchor's"), ("entropy_anchor", "is added to the likelihood anchor")):
+            if getattr(self, name) > 0 and self.mle_weight == 0:
+                raise UserError(f"{name}={getattr(self, name)} {needs}, and mle_weight=0 turns the anchor off: "
+                                f"set mle_weight > 0, or {name}=0")
 
     @property
     def total_iters(self) -> int:
