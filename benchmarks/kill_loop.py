@@ -26,13 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 #: Marks the processes this script starts (and their forked workers, which share the environment), so that
 #: other gancomposer processes on the machine (a test beside this one, a user's job) are not taken for orphans.
-TAG = f"GANCOMPOSER_KILL_LOOP={os.getpid()}"
+TAG_NAME, TAG_VALUE = "GANCOMPOSER_KILL_LOOP", str(os.getpid())
 
 
 def cli(*args: str) -> subprocess.Popen:
-    name, value = TAG.split("=")
     return subprocess.Popen([sys.executable, "-m", "gancomposer", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, name: value})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, TAG_NAME: TAG_VALUE})
 
 
 def leftovers(*folders: Path) -> list[Path]:
@@ -47,10 +46,10 @@ def leftovers(*folders: Path) -> list[Path]:
 
 def orphans() -> int:
     """Processes this script started that are still alive (workers whose parent was killed should die with it)."""
-    count = 0
+    count, tag = 0, f"{TAG_NAME}={TAG_VALUE}".encode()
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if TAG.encode() in environ.read_bytes().split(b"\0") and int(environ.parent.name) != os.getpid():
+            if tag in environ.read_bytes().split(b"\0") and int(environ.parent.name) != os.getpid():
                 count += 1
         except OSError:  # ended meanwhile, or not ours to read
             pass

@@ -13,24 +13,16 @@ equal temperature, not merely at another point of the same curve.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
+from adversarial_gain import score  # a sibling script: 96 pieces × 8 bars of a checkpoint, evaluated
 from matplotlib.figure import Figure
-
-from gancomposer.compose import Composer
-from gancomposer.evaluate import evaluate
 
 
 def scores(checkpoint: Path, data: str, temperature: float, sets: int = 1) -> dict:
     """Overlap area and two-sample accuracy of 96 pieces × 8 bars, the mean over ``sets`` sampling seeds from
     1234 up."""
-    rows = []
-    for seed in range(1234, 1234 + sets):
-        with tempfile.TemporaryDirectory() as tmp:
-            for i, cp in enumerate(Composer.load(checkpoint).compose(n=96, bars=8, seed=seed, temperature=temperature)):
-                cp.save(Path(tmp) / f"{i:03d}.mid")
-            rows.append(evaluate({"model": tmp}, reference=data, log=lambda s: None)["rows"]["model"])
+    rows = [score(checkpoint, data, seed, temperature) for seed in range(1234, 1234 + sets)]
     return {k: sum(r[k] for r in rows) / sets for k in ("overlap_area", "two_sample_accuracy")}
 
 
