@@ -1,6 +1,9 @@
 """Run under torchrun by test_distributed.py and test_cuda.py: train, then write this rank's weights (and
-the process group's backend) for comparison. :func:`train_alone` trains the same way without torchrun."""
+the process group's backend) for comparison. :func:`launch` starts it under torchrun; :func:`train_alone`
+trains the same way without torchrun."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +33,14 @@ def trained(data: str | Path, run: str | Path, extra: list[str]):
 def weights(state) -> dict[str, dict[str, torch.Tensor]]:
     return {name: {k: v.detach().contiguous() for k, v in net.state_dict().items()}
             for name, net in (("generator", state.G), ("discriminator", state.D))}
+
+
+def launch(nproc: int, data: str | Path, run: str | Path, out: str | Path, extra: list[str]) -> None:
+    """Train under ``torchrun --standalone`` with ``nproc`` processes; each rank writes its weights to ``out``."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           __file__, str(data), str(run), str(out), *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
 
 
 def train_alone(data: str | Path, run: str | Path, extra: list[str]) -> dict[str, dict[str, torch.Tensor]]:

@@ -2,11 +2,7 @@
 resume, and NCCL under torchrun. Skipped where no GPU is visible (so on CI); run on one with
 ``benchmarks/gpu_check.sh``."""
 
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -153,11 +149,7 @@ def test_one_gpu_under_torchrun_trains_over_nccl_as_without_it(tiny_data, tmp_pa
 
     out = tmp_path / "weights"
     out.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-           str(Path(__file__).parent / "ddp_worker.py"), str(tiny_data), str(tmp_path / "run"), str(out),
-           "device=cuda", "amp=false"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr[-3000:]
+    ddp_worker.launch(1, tiny_data, tmp_path / "run", out, ["device=cuda", "amp=false"])
     assert "nccl" in (out / "backend-rank0.txt").read_text()
     alone = ddp_worker.train_alone(tiny_data, tmp_path / "alone", ["device=cuda", "amp=false"])
     for name in ("generator", "discriminator"):

@@ -1,10 +1,6 @@
 """Two processes under torchrun (gloo on the CPU) train together and end with equal weights."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+import ddp_worker
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -15,10 +11,7 @@ from safetensors.torch import load_file
 def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path, extra):
     out = tmp_path / "weights"
     out.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(Path(__file__).parent / "ddp_worker.py"), str(tiny_data), str(tmp_path / "run"), str(out), *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr[-3000:]
+    ddp_worker.launch(2, tiny_data, tmp_path / "run", out, extra)
     for name in ("generator", "discriminator"):
         a = load_file(out / f"{name}-rank0.safetensors")
         b = load_file(out / f"{name}-rank1.safetensors")
@@ -41,15 +34,9 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path, extra):
 
 
 def test_one_process_under_torchrun_joins_a_group_and_trains_exactly_as_without_it(tiny_data, tmp_path):
-    import ddp_worker
-
     out = tmp_path / "weights"
     out.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-           str(Path(__file__).parent / "ddp_worker.py"), str(tiny_data), str(tmp_path / "run"), str(out),
-           "device=cpu", "threads=1"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr[-3000:]
+    ddp_worker.launch(1, tiny_data, tmp_path / "run", out, ["device=cpu", "threads=1"])
     assert (out / "backend-rank0.txt").read_text() == "gloo"  # the distributed path ran, with a group of one
     threads = torch.get_num_threads()
     try:
