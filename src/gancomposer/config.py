@@ -123,8 +123,9 @@ class TrainConfig:
     r1_gamma: float = setting(0.0, "R1 penalty weight on real data")
     gp_lambda: float = setting(10.0, "gradient penalty weight (wgan-gp)")
     feature_matching: float = setting(0.1, "weight of the feature-matching term in G's loss")
-    statistics_matching: float = setting(0.0, "weight of the distance between the batch means of the pieces' "
-                                              "statistics (as D reads them) of G's and of real pieces, in G's loss")
+    statistics_matching: float = setting(10.0, "weight of the distance between the batch means of the pieces' "
+                                               "statistics (as D reads them) of G's and of real pieces, in G's "
+                                               "loss (needs d_statistics=true)")
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(10.0, "weight of the likelihood anchor kept in G's adversarial loss")
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
