@@ -246,10 +246,11 @@ PRESETS: dict[str, dict] = {
                  d_freeze_below=0.0, label_smoothing=0.0, feature_matching=0.0, statistics_matching=0.0,
                  mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15, log_every=5, samples=4,
                  adversarial_ratio=0.0, guard_every=0, d_statistics=False),
-    # The recipe of both shipped models (see MODEL_CARD.md), pinned so that they can be trained again exactly
-    # whatever the defaults become (today it differs from them in its fixed 3000 pre-training iterations, 350
-    # adversarial ones, G's fixed adversarial weights, slower learning rate and temperature 1.0, the plain D,
-    # its checkpoint cadence and in keeping every checkpoint).
+    # The recipe of the shipped Irish model and of the roll Bach model shipped before (see the model cards),
+    # pinned so that they can be trained again exactly whatever the defaults become (today it differs from them
+    # in its fixed 3000 pre-training iterations, 350 adversarial ones, G's fixed adversarial weights, slower
+    # learning rate and temperature 1.0, the plain D without statistics matching, its checkpoint cadence and in
+    # keeping every checkpoint).
     "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_iters=3000,
                  pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
                  d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
