@@ -35,12 +35,16 @@ def weights(state) -> dict[str, dict[str, torch.Tensor]]:
             for name, net in (("generator", state.G), ("discriminator", state.D))}
 
 
-def launch(nproc: int, data: str | Path, run: str | Path, out: str | Path, extra: list[str]) -> None:
-    """Train under ``torchrun --standalone`` with ``nproc`` processes; each rank writes its weights to ``out``."""
+def launch(nproc: int, data: str | Path, tmp: Path, extra: list[str]) -> Path:
+    """Train under ``torchrun --standalone`` with ``nproc`` processes, the run in ``tmp/run``; returns the folder
+    ``tmp/weights`` where each rank wrote its weights."""
+    out = tmp / "weights"
+    out.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           __file__, str(data), str(run), str(out), *extra]
+           __file__, str(data), str(tmp / "run"), str(out), *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
+    return out
 
 
 def train_alone(data: str | Path, run: str | Path, extra: list[str]) -> dict[str, dict[str, torch.Tensor]]:

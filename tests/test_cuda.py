@@ -147,9 +147,7 @@ def test_resume_continues_exactly_on_cuda(tiny_data, tmp_path):
 def test_one_gpu_under_torchrun_trains_over_nccl_as_without_it(tiny_data, tmp_path):
     import ddp_worker
 
-    out = tmp_path / "weights"
-    out.mkdir()
-    ddp_worker.launch(1, tiny_data, tmp_path / "run", out, ["device=cuda", "amp=false"])
+    out = ddp_worker.launch(1, tiny_data, tmp_path, ["device=cuda", "amp=false"])
     assert "nccl" in (out / "backend-rank0.txt").read_text()
     alone = ddp_worker.train_alone(tiny_data, tmp_path / "alone", ["device=cuda", "amp=false"])
     for name in ("generator", "discriminator"):

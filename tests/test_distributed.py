@@ -9,9 +9,7 @@ from safetensors.torch import load_file
 # adversarial_ratio: G's gradients are taken apart and averaged over the processes by hand, not by DDP
 @pytest.mark.parametrize("extra", [[], ["adversarial_ratio=1.0"]])
 def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path, extra):
-    out = tmp_path / "weights"
-    out.mkdir()
-    ddp_worker.launch(2, tiny_data, tmp_path / "run", out, extra)
+    out = ddp_worker.launch(2, tiny_data, tmp_path, extra)
     for name in ("generator", "discriminator"):
         a = load_file(out / f"{name}-rank0.safetensors")
         b = load_file(out / f"{name}-rank1.safetensors")
@@ -34,9 +32,7 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tiny_data, tmp_path, extra):
 
 
 def test_one_process_under_torchrun_joins_a_group_and_trains_exactly_as_without_it(tiny_data, tmp_path):
-    out = tmp_path / "weights"
-    out.mkdir()
-    ddp_worker.launch(1, tiny_data, tmp_path / "run", out, ["device=cpu", "threads=1"])
+    out = ddp_worker.launch(1, tiny_data, tmp_path, ["device=cpu", "threads=1"])
     assert (out / "backend-rank0.txt").read_text() == "gloo"  # the distributed path ran, with a group of one
     threads = torch.get_num_threads()
     try:
