@@ -2,8 +2,8 @@
 
 For each style and seed: prepare the style's dataset (once, cached), train the recipe under test on a shortened
 schedule, then compose 96 pieces of 8 bars at the temperature the adversarial phase drew G at
-(``adversarial_temperature``: 1.0 by default, or where the guard found the pre-trained G best) from the run's end
-of pre-training (``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial
+(``adversarial_temperature``: by default where the guard found the pre-trained G best, or the value set) from
+the run's end of pre-training (``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial
 phase starts) and from the run's default model (``best.safetensors``), with each of three sampling seeds
 (1234-1236), and
 evaluate each set exactly as ``gancomposer evaluate`` does against the dataset; a model's numbers are the mean

@@ -85,10 +85,11 @@ PRETRAIN_CAP = 12_000
 
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
-#: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords.
+#: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords,
+#: G drawn at temperature 1.0 in the adversarial phase.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
-                   "adversarial_pairs_lr_scale": -1.0}
+                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0}
 
 
 @dataclass
@@ -136,9 +137,10 @@ class TrainConfig:
                                          "(measured in D's pre-training; set on resuming a run in its adversarial "
                                          "phase, on the G resumed). Keeps the phase from merely sharpening G (needs "
                                          "mle_weight > 0)")
-    adversarial_temperature: float = setting(1.0, "temperature of G's pieces in D's pre-training and the adversarial "
+    adversarial_temperature: float = setting(0.0, "temperature of G's pieces in D's pre-training and the adversarial "
                                                   "phase, where the guard also scores them (0: the one at which the "
-                                                  "guard scores the pre-trained G best, found when pre-training ends)")
+                                                  "guard scores the pre-trained G best, found when pre-training ends; "
+                                                  "1.0 without the guard)")
     ema_decay: float = setting(0.995, "moving average of G's weights used for sampling (0: off)")
     estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
                              "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
@@ -245,7 +247,7 @@ PRESETS: dict[str, dict] = {
                  adversarial_iters=30, pretrain_iters=20, pretrain_lr=1e-3, d_pretrain_iters=0, lr_g=2e-4, lr_d=2e-4,
                  d_freeze_below=0.0, label_smoothing=0.0, feature_matching=0.0, statistics_matching=0.0,
                  mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15, log_every=5, samples=4,
-                 adversarial_ratio=0.0, guard_every=0, d_statistics=False),
+                 adversarial_ratio=0.0, guard_every=0, d_statistics=False, adversarial_temperature=1.0),
     # The recipe of the shipped Irish model and of the roll Bach model shipped before (see the model cards),
     # pinned so that they can be trained again exactly whatever the defaults become (today it differs from them
     # in its fixed 3000 pre-training iterations, 350 adversarial ones, G's fixed adversarial weights, slower
