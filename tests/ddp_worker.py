@@ -35,14 +35,16 @@ def weights(state) -> dict[str, dict[str, torch.Tensor]]:
             for name, net in (("generator", state.G), ("discriminator", state.D))}
 
 
-def launch(nproc: int, data: str | Path, tmp: Path, extra: list[str]) -> Path:
+def launch(nproc: int, data: str | Path, tmp: Path, extra: list[str], scores_by_rank: bool = False) -> Path:
     """Train under ``torchrun --standalone`` with ``nproc`` processes, the run in ``tmp/run``; returns the folder
-    ``tmp/weights`` where each rank wrote its weights."""
+    ``tmp/weights`` where each rank wrote its weights. ``scores_by_rank``: the quality guard's score rises with
+    the adversarial iterations on rank 0 and falls on the others (as if their scores came out otherwise)."""
     out = tmp / "weights"
     out.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
            __file__, str(data), str(tmp / "run"), str(out), *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SCORES_BY_RANK": str(int(scores_by_rank))}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -52,8 +54,17 @@ def train_alone(data: str | Path, run: str | Path, extra: list[str]) -> dict[str
     return weights(trained(data, run, extra))
 
 
+def rank_dependent_score(run, sampler=None, temperature=1.0, stream="guard") -> dict:
+    q = (1 if run.world.rank == 0 else -1) * 0.01 * run.progress.adversarial_iters
+    return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}
+
+
 if __name__ == "__main__":
     data, run, out, *extra = sys.argv[1:]
+    if os.environ.get("SCORES_BY_RANK") == "1":
+        from gancomposer import guard
+
+        guard.score = rank_dependent_score
     state = trained(data, run, extra)
     for name, tensors in weights(state).items():
         save_file({k: v.cpu() for k, v in tensors.items()}, f"{out}/{name}-rank{state.world.rank}.safetensors")

@@ -24,11 +24,12 @@ the same measure the user sees.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 import math
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .evaluate import WINDOW_BARS, FeatureSet, Reference, compare, feature_set
 from .model import copy_network
 from .run import Run, adversarial_optimizers, save_checkpoint, scoring_condition, stream_seeds
@@ -78,15 +79,22 @@ def score(run: Run, sampler=None, temperature: float = 1.0, stream: str = "guard
     return {"quality": row["overlap_area"] - row["two_sample_accuracy"], **{k: row[k] for k in keep}}
 
 
+def agreed(run: Run, scored: Callable[[], dict]) -> dict:
+    """``scored()`` as rank 0 computed it, on every process (the others wait): under torchrun each process
+    keeps, rolls back and stops on the same numbers, where scores computed apart could differ in the last bit on
+    GPUs and send the processes' weights apart for good."""
+    return distributed.gather(scored() if run.world.main else None, run.world)[0]
+
+
 def check(run: Run) -> dict:
     """Evaluate G; keep it if it is the best so far on both fixed sets, roll back after ``guard_patience``
     evaluations that are not."""
-    p, cfg = run.progress, run.cfg
-    row = {**score(run, temperature=run.adversarial_temperature()), "adversarial_iters": p.adversarial_iters}
+    p, cfg, t = run.progress, run.cfg, run.adversarial_temperature()
+    row = {**agreed(run, lambda: score(run, temperature=t)), "adversarial_iters": p.adversarial_iters}
     p.guard_evals += 1
     p.guard_last_iter = p.adversarial_iters
     if row["quality"] > p.guard_best:
-        row["confirm_quality"] = score(run, temperature=run.adversarial_temperature(), stream="confirm")["quality"]
+        row["confirm_quality"] = agreed(run, lambda: score(run, temperature=t, stream="confirm"))["quality"]
     if p.guard_evals == 1:  # where pre-training left G: kept apart, to tell what the adversarial phase did
         p.guard_start, p.guard_start_confirm = row["quality"], row["confirm_quality"]
         save_checkpoint(run, "pretrained", with_state=False, extra={"guard": row})
