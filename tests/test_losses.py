@@ -8,7 +8,7 @@ import torch
 from gancomposer.config import TrainConfig
 from gancomposer.errors import UserError
 from gancomposer.losses import (LOSSES, feature_matching, get_loss, gradient_penalty, interpolate, mean_entropy,
-                                r1_penalty, spread_matching)
+                                r1_penalty)
 
 
 def d_loss(kind, r, f, label_smoothing=0.0):
@@ -104,18 +104,6 @@ def test_feature_matching_zero_for_equal_means_and_gradient_reaches_fakes():
     assert loss.item() == pytest.approx(1 + 4)
     loss.backward()
     assert fake2.grad is not None and fake2.grad.abs().sum() > 0
-
-
-def test_spread_matching_zero_for_equal_spreads_and_widens_a_narrow_batch():
-    real = torch.tensor([[0.0, 5.0], [2.0, 5.0]])  # spreads 1 and 0
-    assert spread_matching(real, torch.tensor([[7.0, 1.0], [9.0, 1.0]])).item() == pytest.approx(0.0, abs=1e-6)
-    fake = torch.tensor([[1.0, 3.0], [1.0, 3.0]], requires_grad=True)  # no spread at all
-    loss = spread_matching(real, fake)
-    assert feature_matching(real, fake).item() == pytest.approx(4.0) and loss.item() == pytest.approx(1.0, abs=1e-3)
-    loss.backward()
-    assert torch.isfinite(fake.grad).all()  # a constant column has a finite gradient
-    step = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # moving the two pieces apart ...
-    assert spread_matching(real, fake.detach() + 0.1 * step) < loss  # ... lowers it
 
 
 def test_score_function_gradient_has_the_sign_of_the_true_gradient():

@@ -127,10 +127,6 @@ class TrainConfig:
     statistics_matching: float = setting(10.0, "weight of the distance between the batch means of the pieces' "
                                                "statistics (as D reads them) of G's and of real pieces, in G's "
                                                "loss (needs d_statistics=true)")
-    statistics_spread: float = setting(0.0, "weight of the distance between the batch standard deviations of the "
-                                            "same statistics in G's loss: pieces far out in the tail (one window "
-                                            "full of parallel fifths) count, not only the batch mean (needs "
-                                            "d_statistics=true)")
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(10.0, "weight of the likelihood anchor kept in G's adversarial loss")
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
@@ -145,11 +141,6 @@ class TrainConfig:
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends; "
                                                   "1.0 without the guard)")
-    adversarial_temperature_spread: float = setting(0.0, "G's pieces in D's pre-training and the adversarial phase "
-                                                         "are each drawn at a temperature uniform within +- this of "
-                                                         "adversarial_temperature, so D's pull reaches the choices G "
-                                                         "makes at every temperature it may compose at (the guard "
-                                                         "still scores at adversarial_temperature)")
     ema_decay: float = setting(0.995, "moving average of G's weights used for sampling (0: off)")
     estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
                              "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
@@ -198,13 +189,9 @@ class TrainConfig:
         if self.adversarial_pairs_lr_scale != -1:
             _within(self, "adversarial_pairs_lr_scale", 0, math.inf, low_open=True)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
-        lowest = self.adversarial_temperature or 0.8  # (0: tuned, 0.8 at the lowest)
-        if self.adversarial_temperature_spread >= lowest:
-            raise UserError(f"adversarial_temperature_spread={self.adversarial_temperature_spread} would draw G at "
-                            f"temperatures down to 0 or below (around {lowest:g}): choose a smaller spread")
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
-                     "mle_weight", "statistics_matching", "statistics_spread", "adversarial_ratio",
-                     "adversarial_temperature", "adversarial_temperature_spread", "entropy_anchor"):
+                     "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature",
+                     "entropy_anchor"):
             _within(self, name, 0, math.inf)
         for name, needs in (("adversarial_ratio", "measures the adversarial gradient against the likelihood "
                                                   "anchor's"), ("entropy_anchor", "is added to the likelihood anchor")):
@@ -241,10 +228,9 @@ class Config:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
-        for name in ("statistics_matching", "statistics_spread"):
-            if getattr(self.train, name) > 0 and not self.model.d_statistics:
-                raise UserError(f"{name}={getattr(self.train, name)} matches the statistics D reads, and "
-                                f"d_statistics=false gives D none: set d_statistics=true, or {name}=0")
+        if self.train.statistics_matching > 0 and not self.model.d_statistics:
+            raise UserError(f"statistics_matching={self.train.statistics_matching} matches the statistics D reads, "
+                            "and d_statistics=false gives D none: set d_statistics=true, or statistics_matching=0")
 
     def to_dict(self) -> dict:
         return {"model": asdict(self.model), "train": asdict(self.train)}

@@ -127,15 +127,6 @@ def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -
     return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
-def spread_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
-    """Squared distance between the batch standard deviations of real and fake features: the spread that matching
-    the means leaves free (a batch may match a mean with a few pieces far out on either side)."""
-    def std(x: torch.Tensor) -> torch.Tensor:  # (the epsilon keeps the gradient finite where a column is constant)
-        return (x.var(0, unbiased=False) + 1e-8).sqrt()
-
-    return (std(real_features.detach()) - std(fake_features)).pow(2).sum()
-
-
 def instance_noise_std(cfg: TrainConfig, iteration: int) -> float:
     """Std of the Gaussian noise added to D's inputs at adversarial ``iteration`` (``cfg``: the training
     settings): ``instance_noise`` falling linearly to 0 over ``instance_noise_iters``."""

@@ -27,8 +27,7 @@ from . import balance, checkpoint, distributed, guard
 from .config import Config
 from .errors import UserError
 from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, instance_noise_std, interpolate,
-                     mean_entropy, r1_penalty, sample_rewards, score_function_loss, spread_matching,
-                     teacher_forced_nll)
+                     mean_entropy, r1_penalty, sample_rewards, score_function_loss, teacher_forced_nll)
 from .model import Condition, grid_features, onehot_to_features
 from .processes import sigterm_as_interrupt
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
@@ -153,15 +152,6 @@ def adversarial_step(run: Run) -> None:
                            f"loss_g={loss_g:.3f} {rate:.2f} it/s")
 
 
-def fake_temperature(run: Run, rows: int) -> float | torch.Tensor:
-    """The temperature of G's pieces in D's pre-training and the adversarial phase: the phase's one, or with
-    ``adversarial_temperature_spread`` one per piece, uniform around it."""
-    t, spread = run.adversarial_temperature(), run.cfg.adversarial_temperature_spread
-    if not spread:
-        return t
-    return t + spread * (2 * torch.rand(rows, device=run.device) - 1)
-
-
 def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     """One update of D on real pieces (label 1) and fresh fakes (label 0), both with instance noise ``sigma``;
     with ``learn=False`` D only scores them (it is sitting out)."""
@@ -171,7 +161,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     b, steps = real.shape[:2]
     z = torch.randn(b, run.G.latent_dim, device=run.device)
     with torch.no_grad(), run.amp:
-        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=fake_temperature(run, b))
+        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot).float()
         if cfg.entropy_anchor > 0 and (not run.progress.adversarial_iters or run.progress.entropy_pre is None):
             run.progress.add_pre_entropy(mean_entropy(out.logits).item())  # G is the pre-trained G (or resumed)
@@ -204,7 +194,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
         out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau,
-                                                 temperature=fake_temperature(run, len(z)))
+                                                 temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
@@ -219,14 +209,12 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()
             with torch.no_grad():  # D's readings of the real batch: the targets of the matching terms
                 real_features = run.D(d.real.detach(), d.cond).features if cfg.feature_matching > 0 else None
-                matched = cfg.statistics_matching > 0 or cfg.statistics_spread > 0
-                real_stats = run.D.piece_statistics(d.real.detach(), d.cond).float() if matched else None
+                real_stats = run.D.piece_statistics(d.real.detach(), d.cond) if cfg.statistics_matching > 0 else None
             if cfg.feature_matching > 0:
                 loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
-            if matched:
-                fake_stats = run.D.piece_statistics(fake, d.cond).float()
-                loss = (loss + cfg.statistics_matching * feature_matching(real_stats, fake_stats)
-                        + cfg.statistics_spread * spread_matching(real_stats, fake_stats))
+            if cfg.statistics_matching > 0:
+                fake_stats = run.D.piece_statistics(fake, d.cond)
+                loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
