@@ -132,11 +132,10 @@ class TrainConfig:
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
                                             "is this many times as long as the likelihood anchor's (0: their "
                                             "own weights; needs mle_weight > 0)")
-    entropy_anchor: float = setting(0.0, "weight of (H - H0)^2 beside the likelihood anchor: H, the mean entropy "
-                                         "of G's choices along its own pieces; H0, the same for the pre-trained G "
+    entropy_anchor: float = setting(0.0, "weight of (H - H0)^2 in G's adversarial loss: H, the mean entropy of "
+                                         "G's choices along its own pieces; H0, the same for the pre-trained G "
                                          "(measured in D's pre-training; set on resuming a run in its adversarial "
-                                         "phase, on the G resumed). Keeps the phase from merely sharpening G (needs "
-                                         "mle_weight > 0)")
+                                         "phase, on the G resumed). Keeps the phase from merely sharpening G")
     adversarial_temperature: float = setting(0.0, "temperature of G's pieces in D's pre-training and the adversarial "
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends; "
@@ -193,11 +192,10 @@ class TrainConfig:
                      "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature",
                      "entropy_anchor"):
             _within(self, name, 0, math.inf)
-        for name, needs in (("adversarial_ratio", "measures the adversarial gradient against the likelihood "
-                                                  "anchor's"), ("entropy_anchor", "is added to the likelihood anchor")):
-            if getattr(self, name) > 0 and self.mle_weight == 0:
-                raise UserError(f"{name}={getattr(self, name)} {needs}, and mle_weight=0 turns the anchor off: "
-                                f"set mle_weight > 0, or {name}=0")
+        if self.adversarial_ratio > 0 and self.mle_weight == 0:
+            raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
+                            "the likelihood anchor's, and mle_weight=0 turns the anchor off: set mle_weight > 0, or "
+                            "adversarial_ratio=0")
 
     @property
     def total_iters(self) -> int:
