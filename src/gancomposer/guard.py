@@ -24,8 +24,8 @@ the same measure the user sees.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 import math
+from collections.abc import Callable
 
 import torch
 
