@@ -3,14 +3,13 @@
 For each style and seed: prepare the style's dataset (once, cached), train the recipe under test on a shortened
 schedule, then compose 96 pieces of 8 bars at the temperature the adversarial phase drew G at
 (``adversarial_temperature``: by default where the guard found the pre-trained G best, or the value set) from
-the run's end of pre-training (``checkpoints/pretrained.safetensors``, written by the quality guard when the adversarial
-phase starts) and from the run's default model (``best.safetensors``), with each of three sampling seeds
-(1234-1236), and
-evaluate each set exactly as ``gancomposer evaluate`` does against the dataset; a model's numbers are the mean
-over the three sets (one set's two-sample accuracy moves by ±0.02-0.05 from seed to seed, as much as the phase
-changes it). The last checkpoint is scored with seed 1234 alone. Prints one row per run with the difference,
-and the spread of one model's score over the three sampling seeds (the sampling noise of one set of 96) once
-per style.
+the run's end of pre-training (``checkpoints/pretrained.safetensors``, written by the quality guard when the
+adversarial phase starts) and from the run's default model (``best.safetensors``), with each of three sampling
+seeds (1234-1236), and evaluate each set exactly as ``gancomposer evaluate`` does against the dataset; a
+model's numbers are the mean over the three sets (one set's two-sample accuracy moves by ±0.02-0.05 from seed
+to seed, as much as the phase changes it). The last checkpoint is scored with seed 1234 alone. Prints one row
+per run with the difference, and the spread of one model's score over the three sampling seeds (the sampling
+noise of one set of 96) once per style.
 
 Resumable: each finished run leaves ``OUT/STYLE-sSEED/result.json`` and is skipped next time; an unfinished
 run is continued with ``--resume``. Run it in the background:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -34,6 +35,8 @@ from .evaluate import WINDOW_BARS, FeatureSet, Reference, compare, feature_set
 from .model import copy_network
 from .run import Run, adversarial_optimizers, save_checkpoint, scoring_condition, stream_seeds
 from .sampling import sample_grids
+
+T = TypeVar("T")
 
 # pieces G composes for each guard evaluation: the same G's quality on three sets of 128 pieces spread by
 # 0.033-0.040 on Ryan's Mammoth and the madrigals, as much as the adversarial phase moves it (so the guard kept
@@ -79,10 +82,10 @@ def score(run: Run, sampler=None, temperature: float = 1.0, stream: str = "guard
     return {"quality": row["overlap_area"] - row["two_sample_accuracy"], **{k: row[k] for k in keep}}
 
 
-def agreed(run: Run, scored: Callable[[], dict]) -> dict:
+def agreed(run: Run, scored: Callable[[], T]) -> T:
     """``scored()`` as rank 0 computed it, on every process (the others wait): under torchrun each process
-    keeps, rolls back and stops on the same numbers, where scores computed apart could differ in the last bit on
-    GPUs and send the processes' weights apart for good."""
+    keeps, rolls back, stops and tunes its temperature on the same numbers, where scores computed apart could
+    differ in the last bit on GPUs and send the processes' weights apart for good."""
     return distributed.gather(scored() if run.world.main else None, run.world)[0]
 
 

@@ -139,8 +139,7 @@ class Run:
         elif p.adversarial_temperature is None:
             from . import guard
 
-            # rank 0's choice on every process: scores computed apart could differ in the last bit on a GPU
-            p.adversarial_temperature = distributed.gather(guard.best_temperature(self)[0], self.world)[0]
+            p.adversarial_temperature = guard.agreed(self, lambda: guard.best_temperature(self)[0])
         return p.adversarial_temperature
 
     @property
