@@ -55,8 +55,6 @@ class ModelConfig:
     d_statistics: bool = setting(True, "D also reads each piece's statistics (note density, rhythm, pitch "
                                       "classes, register, intervals, melodic motion; with voices, parallel fifths "
                                       "and octaves)")
-    d_outer_parallels: bool = setting(True, "D's statistics also count the outer voices' moves together and the "
-                                            "share of them in parallel fifths or octaves, as evaluate does")
 
     def validate(self) -> None:
         _check_choices(self)
@@ -88,11 +86,10 @@ PRETRAIN_CAP = 12_000
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
 #: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords,
-#: G drawn at temperature 1.0 in the adversarial phase, D's statistics without the outer voices' parallels.
+#: G drawn at temperature 1.0 in the adversarial phase.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
-                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "d_outer_parallels": False,
-                   "statistics_units": "raw"}
+                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0}
 
 
 @dataclass
@@ -130,11 +127,6 @@ class TrainConfig:
     statistics_matching: float = setting(10.0, "weight of the distance between the batch means of the pieces' "
                                                "statistics (as D reads them) of G's and of real pieces, in G's "
                                                "loss (needs d_statistics=true)")
-    statistics_units: str = setting("spread", "what statistics matching measures the gaps in: spread = each "
-                                              "statistic in spreads of the real pieces' (as evaluate's Fréchet "
-                                              "distance standardises its features), averaged over the statistics; "
-                                              "raw = summed as computed, where the many per-bar onset counts "
-                                              "outweigh the shares of intervals and motion", ("spread", "raw"))
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(10.0, "weight of the likelihood anchor kept in G's adversarial loss")
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "

@@ -127,15 +127,6 @@ def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -
     return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
-def statistics_matching(real_stats: torch.Tensor, fake_stats: torch.Tensor,
-                        spread: torch.Tensor | None = None) -> torch.Tensor:
-    """The gap between the batch means of the real and the fake pieces' statistics: squared and summed as
-    computed, or (``spread``: each statistic's spread over real pieces) in those units, squared and averaged, so
-    that a statistic counts by how far G is from the style in it, not by its size."""
-    gap = real_stats.detach().mean(0) - fake_stats.mean(0)
-    return gap.pow(2).sum() if spread is None else (gap / spread).pow(2).mean()
-
-
 def instance_noise_std(cfg: TrainConfig, iteration: int) -> float:
     """Std of the Gaussian noise added to D's inputs at adversarial ``iteration`` (``cfg``: the training
     settings): ``instance_noise`` falling linearly to 0 over ``instance_noise_iters``."""

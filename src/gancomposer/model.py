@@ -594,9 +594,7 @@ class PieceStatistics(nn.Module):
     from D's input so that G's gradients pass through them: how many notes sound (mean, spread, silent steps),
     how often notes start and at which positions of the bar, how long they last, which pitch classes and
     registers sound, which intervals sound together, how every line and the top line move from one step to
-    the next, (voices only) how often two voices move in parallel fifths or octaves, and (with ``outer``) how
-    often the highest and lowest sounding pitches move together and how many of those moves are parallel fifths
-    or octaves, exactly as :func:`gancomposer.metrics.features.parallel_perfect_rate` counts them.
+    the next, and (voices only) how often two voices move in parallel fifths or octaves.
 
     Why D is given them: a recurrent D learns to tell G's pieces by local detail. Trained alone against a
     pre-trained G it was right about 96 % of held-out pieces, yet its favourite quarter of G's pieces was as
@@ -608,7 +606,7 @@ class PieceStatistics(nn.Module):
 
     MOTION = 12  # melodic steps counted up to an octave each way
 
-    def __init__(self, enc: Encoding, positions: int, outer: bool = True):
+    def __init__(self, enc: Encoding, positions: int):
         super().__init__()
         self.voices = enc.cells if enc.kind == "voices" else 0
         self.pitches = enc.states - 2 if self.voices else enc.cells
@@ -624,14 +622,7 @@ class PieceStatistics(nn.Module):
         a = torch.arange(12)
         self.register_buffer("interval", F.one_hot((a.unsqueeze(1) - a.unsqueeze(0)) % 12, 12).float(),
                              persistent=False)  # (upper's pitch class, lower's, interval class)
-        self.outer = outer
-        if outer:  # (p, q): p above q, a fifth or an octave apart (mod 12)
-            apart = ((p.unsqueeze(1) - p.unsqueeze(0)) % 12).unsqueeze(-1)
-            perfect = (apart == torch.tensor([0, 7])) & above.T.unsqueeze(-1)
-            self.register_buffer("perfect", perfect.float(), persistent=False)
-            self.register_buffer("rising", above.T.float(), persistent=False)  # (p now, q before): p > q
-        self.size = (5 + positions + 12 + self.pitches + 12 + 2 * (2 * self.MOTION + 1) + (self.voices > 1)
-                     + 2 * outer)
+        self.size = 5 + positions + 12 + self.pitches + 12 + 2 * (2 * self.MOTION + 1) + (self.voices > 1)
 
     def planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Which pitches sound and which start in each step, from D's input: ``(B, T, pitches)`` each for the
@@ -660,21 +651,6 @@ class PieceStatistics(nn.Module):
         steps = (onsets.sum((2, 3)) > 0).float().sum(1)
         return (count / (steps + 1)).unsqueeze(-1)
 
-    def outer_parallels(self, top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
-        """``(B, 2)``: how often the outer voices move together (both to a new pitch, the same way) per step, and
-        the share of those moves that are parallel fifths or octaves, as ``gancomposer evaluate`` counts them,
-        from the one-hot highest and lowest sounding pitch ``(B, T, P)`` of each step."""
-        up_top = torch.einsum("btp,btq,pq->bt", top[:, 1:], top[:, :-1], self.rising)
-        down_top = torch.einsum("btp,btq,qp->bt", top[:, 1:], top[:, :-1], self.rising)
-        up_bottom = torch.einsum("btp,btq,pq->bt", bottom[:, 1:], bottom[:, :-1], self.rising)
-        down_bottom = torch.einsum("btp,btq,qp->bt", bottom[:, 1:], bottom[:, :-1], self.rising)
-        apart = 1 - (top * bottom).sum(-1)  # two pitches or more sound
-        common = (up_top * up_bottom + down_top * down_bottom) * apart[:, 1:] * apart[:, :-1]
-        perfect = torch.einsum("btp,btq,pqk->btk", top, bottom, self.perfect)  # (B, T, 2); 0 for a lone pitch
-        parallel = common * (perfect[:, 1:] * perfect[:, :-1]).sum(-1)
-        moves = common.sum(1)
-        return torch.stack([moves / top.shape[1], parallel.sum(1) / (moves + 1)], -1)
-
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """``(B, size)`` statistics of the pieces ``x`` ``(B, T, features)`` whose bar positions are ``pos``."""
         sounding, onsets = self.planes(x.float())
@@ -695,13 +671,8 @@ class PieceStatistics(nn.Module):
         top = heard * torch.cat([free[..., 1:], torch.ones_like(free[..., :1])], -1)
         motion = torch.einsum("btp,btq,pqk->bk", onsets[:, 1:], sounding[:, :-1], self.moves)
         melody = torch.einsum("btp,btq,pqk->bk", top[:, 1:], top[:, :-1], self.moves)
-        outer = []
-        if self.outer:
-            below = torch.cumprod(1 - heard, -1)  # nothing sounds from here down
-            bottom = heard * torch.cat([torch.ones_like(below[..., :1]), below[..., :-1]], -1)
-            outer.append(self.outer_parallels(top, bottom))
         return torch.cat([density, rhythm, pitch_classes, register, _share(harmony), _share(motion),
-                          _share(melody), *outer, *extra], -1)
+                          _share(melody), *extra], -1)
 
 
 def _share(counts: torch.Tensor) -> torch.Tensor:
@@ -720,7 +691,6 @@ class Discriminator(nn.Module):
     def __init__(
         self, *, features_per_step: int, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         hidden: int = 128, layers: int = 1, spectral_norm: bool = False, statistics: Encoding | None = None,
-        outer_parallels: bool = True,
     ):
         super().__init__()
         self.positions = BarPositions(bar_steps)
@@ -730,7 +700,7 @@ class Discriminator(nn.Module):
         width = 4 * hidden
         self.statistics = None
         if statistics is not None:
-            self.statistics = PieceStatistics(statistics, self.positions.width, outer_parallels)
+            self.statistics = PieceStatistics(statistics, self.positions.width)
             self.stats_in = norm(nn.Linear(self.statistics.size, hidden))
             self.stats_out = norm(nn.Linear(hidden, hidden))
             width += hidden
@@ -745,8 +715,7 @@ class Discriminator(nn.Module):
         """D as ``cfg`` describes it, for pieces in ``enc`` in the meters (and keys) of ``conditions``."""
         return cls(features_per_step=enc.features_per_step, bar_steps=bar_steps(enc, conditions),
                    keys=conditions.n_keys, rnn=cfg.rnn, hidden=cfg.d_hidden, layers=cfg.d_layers,
-                   spectral_norm=cfg.spectral_norm, statistics=enc if cfg.d_statistics else None,
-                   outer_parallels=cfg.d_outer_parallels)
+                   spectral_norm=cfg.spectral_norm, statistics=enc if cfg.d_statistics else None)
 
     def piece_statistics(self, x: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         """The :class:`PieceStatistics` ``(B, size)`` of the pieces ``x`` (a D built with ``statistics``)."""

@@ -29,14 +29,12 @@ from .encoding import Encoding
 from .errors import UserError
 from .files import check_writable_folder, remove_stale_temporaries, write_json_atomic
 from .metrics import SCALAR_FEATURES, SCALARS, feature_matrix, frechet_distance
-from .metrics.compare import MIN_SPREAD
-from .model import Condition, Generator, build_models, copy_network, grid_features
+from .model import Condition, Generator, build_models, copy_network
 from .monitor import Monitor
 from .sampling import sample_grids
 
 REFERENCE_WINDOWS = 512  # validation windows the validation score compares G's pieces with
 EVAL_PIECES = 128  # pieces G composes for each validation score
-SPREAD_WINDOWS = 512  # training windows per meter that set the units of statistics matching
 
 
 def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
@@ -143,27 +141,6 @@ class Run:
 
             p.adversarial_temperature = guard.agreed(self, lambda: guard.best_temperature(self)[0])
         return p.adversarial_temperature
-
-    @functools.cached_property
-    def statistics_spread(self) -> torch.Tensor:
-        """Each of D's piece statistics' spread (standard deviation) over up to :data:`SPREAD_WINDOWS` training
-        windows of each meter, at least :data:`~gancomposer.metrics.compare.MIN_SPREAD` (as evaluate's
-        features): the units of statistics matching. The same windows every time, so a resumed run matches in
-        the same units; under torchrun every process takes rank 0's."""
-        from . import guard
-
-        def spread() -> torch.Tensor:
-            b = self.batches
-            parts = []
-            for m, bucket in enumerate(b.buckets):
-                rows = bucket[:SPREAD_WINDOWS]
-                grid = b.shard[rows, : b.steps[m]].to(self.device)
-                cond = Condition(b.labels[rows, 0], b.labels[rows, 1] if b.keyed else None).to(self.device)
-                with torch.no_grad():
-                    parts.append(self.D.piece_statistics(grid_features(grid, self.G.states), cond).float())
-            return torch.cat(parts).std(0, unbiased=False).clamp(min=MIN_SPREAD).cpu()
-
-        return guard.agreed(self, spread).to(self.device)
 
     @property
     def cfg(self):

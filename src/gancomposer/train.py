@@ -27,8 +27,7 @@ from . import balance, checkpoint, distributed, guard
 from .config import Config
 from .errors import UserError
 from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, instance_noise_std, interpolate,
-                     mean_entropy, r1_penalty, sample_rewards, score_function_loss, statistics_matching,
-                     teacher_forced_nll)
+                     mean_entropy, r1_penalty, sample_rewards, score_function_loss, teacher_forced_nll)
 from .model import Condition, grid_features, onehot_to_features
 from .processes import sigterm_as_interrupt
 from .run import Run, save_checkpoint, start, summary, validation_score, write_samples
@@ -215,9 +214,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
             if cfg.statistics_matching > 0:
                 fake_stats = run.D.piece_statistics(fake, d.cond)
-                spread = run.statistics_spread if cfg.statistics_units == "spread" else None
-                loss = loss + cfg.statistics_matching * statistics_matching(real_stats.float(), fake_stats.float(),
-                                                                            spread)
+                loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
