@@ -203,8 +203,7 @@ def test_a_checkpoint_from_before_meters_and_keys_still_composes(tmp_path):
     enc = PianoRoll(4, 48, 72)
     old = Generator(cells=enc.cells, bar_steps=(16,), hidden=16, layers=1, latent_dim=4, step_noise_dim=2,
                     chord_hidden=8)
-    model = {k: v for k, v in asdict(cfg).items() if k != "openings"}  # a setting added later still
-    info = {"model": model, "train": {}, "iteration": 10,
+    info = {"model": asdict(cfg), "train": {}, "iteration": 10,
             "data": {"encoding": enc.to_dict(), "window_steps": 64, "meter": [4, 4], "tempo": 90.0}}
     checkpoint.save(tmp_path / "old.safetensors", {"G": old}, info)
     c = Composer.load(tmp_path / "old.safetensors")
@@ -213,80 +212,3 @@ def test_a_checkpoint_from_before_meters_and_keys_still_composes(tmp_path):
     assert [len(p.grid) for p in pieces] == [32, 32] and "key" not in pieces[0].meta
     with pytest.raises(UserError, match="trained without keys"):
         c.compose(n=1, key="C major")
-
-
-def test_windows_that_start_their_piece_are_labelled_openings(tmp_path):
-    folder = tmp_path / "music"
-    folder.mkdir()
-    for i, tonic in enumerate((0, 5, 7)):
-        write_piece(folder / f"tune{i}.mid", tune(tonic, MAJOR, (4, 4), 10 + i))
-    prepare([str(folder)], tmp_path / "ds", options=PrepareOptions(valid_fraction=0.34, transpose=(-2, 2)),
-            progress=False, log=lambda line: None)
-    ds = load_dataset(tmp_path / "ds")
-    for split, index in (("train", ds.train_index), ("valid", ds.valid_index)):
-        labels = ds.labels(split)
-        assert np.array_equal(labels[:, :2], index[:, 3:5]) and np.array_equal(labels[:, 2], index[:, 1] == 0)
-        # one opening per piece and transposition, and windows from the middle besides
-        copies = {(piece_no, shift) for piece_no, _, shift, _, _ in index}
-        assert labels[:, 2].sum() == len(copies) and (labels[:, 2] == 0).sum() > len(copies)
-
-
-def opening_g(openings=True):
-    return Generator(cells=6, bar_steps=(16,), hidden=16, layers=1, latent_dim=4, step_noise_dim=0,
-                     chord_hidden=8, chord_block=1, openings=openings)  # one cell at a time: one note a beat
-
-
-def test_g_learns_how_the_style_opens_and_composes_from_the_opening():
-    """A style whose pieces open with a beat of silence (a pickup's rest) and never fall silent in the middle:
-    G trained on both kinds of window, told which is which, opens its own pieces that way."""
-    from gancomposer.losses import teacher_forced_nll
-
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-
-    def windows(n: int, opening: torch.Tensor) -> torch.Tensor:
-        grid = torch.zeros(n, 16, 6, dtype=torch.long)
-        cells = torch.randint(0, 6, (n, 4), generator=gen)
-        for beat in range(4):
-            rows = torch.arange(n)
-            grid[rows, beat * 4, cells[:, beat]] = 1  # ONSET, then HOLD for the rest of the beat
-            for s in range(1, 4):
-                grid[rows, beat * 4 + s, cells[:, beat]] = 2
-        grid[opening.bool(), :4] = 0  # an opening: a beat of rest before the first note
-        return grid
-
-    g = opening_g()
-    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
-    for _ in range(200):
-        opening = (torch.rand(32, generator=gen) < 0.5).long()
-        cond = Condition(torch.zeros(32, dtype=torch.long), None, opening)
-        loss = teacher_forced_nll(g, torch.randn(32, 4, generator=gen), windows(32, opening), cond)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    z, meters = torch.randn(200, 4, generator=gen), np.zeros(200)
-    with torch.no_grad():
-        silent = {flag: (g(z, 16, cond=Condition.of(meters, meters, False, flag),
-                           generator=torch.Generator().manual_seed(1)).onehot.argmax(-1)[:, :4] == 0).all((1, 2))
-                  .float().mean().item() for flag in (True, False)}
-        default = g(z, 16, generator=torch.Generator().manual_seed(1)).onehot  # no conditions: composed pieces
-    assert silent[True] > 0.8 and silent[False] < 0.2, silent
-    assert torch.equal(default, g(z, 16, cond=Condition.of(meters, meters, False),
-                                  generator=torch.Generator().manual_seed(1)).onehot)
-    # a G without openings (a checkpoint from before them) has no weights for the flag and ignores it
-    blind = opening_g(openings=False)
-    assert not any("opening" in name for name in blind.state_dict())
-    assert torch.equal(*(blind(z[:8], 16, cond=Condition.of(meters[:8], meters[:8], False, flag),
-                               generator=torch.Generator().manual_seed(1)).logits for flag in (True, False)))
-
-
-def test_d_starts_blind_to_openings_then_reads_them():
-    d = Discriminator(features_per_step=12, bar_steps=(16,), hidden=8, openings=True)
-    x, meters = torch.rand(4, 16, 12), np.zeros(4)
-    scores = [d(x, Condition.of(meters, meters, False, flag)).logits for flag in (True, False)]
-    assert torch.equal(scores[0], scores[1])
-    torch.nn.init.normal_(d.opening_embed.weight)
-    scores = [d(x, Condition.of(meters, meters, False, flag)).logits for flag in (True, False)]
-    assert not torch.allclose(scores[0], scores[1])
-    both = Condition.cat([Condition.of(meters, meters, True, True), Condition.of(meters, meters, True, False)])
-    assert both.opening.tolist() == [1] * 4 + [0] * 4 and both.repeat(2).opening.tolist() == ([1] * 4 + [0] * 4) * 2

@@ -17,7 +17,7 @@ from .model import Condition
 
 class Batch(NamedTuple):
     grid: torch.Tensor  # (batch, steps, cells) uint8
-    cond: Condition  # each window's meter, key and whether it starts its piece
+    cond: Condition  # each window's meter and key
 
     def to(self, device) -> Batch:
         return Batch(self.grid.to(device), self.cond.to(device))
@@ -28,8 +28,7 @@ class Batches:
 
     def __init__(self, windows: torch.Tensor, labels: torch.Tensor, window_steps: list[int], batch_size: int,
                  seed: int, rank: int = 0, world: int = 1, keyed: bool = True):
-        """``labels`` ``(windows, 3)``: each window's meter, key and opening flag (:meth:`.Dataset.labels`);
-        ``window_steps``: each meter's length."""
+        """``labels`` ``(windows, 2)``: each window's meter and key; ``window_steps``: each meter's length."""
         self.shard, self.labels = windows[rank::world], labels[rank::world].long()
         if len(self.shard) == 0:
             raise UserError(f"no training windows for process {rank} of {world}")
@@ -54,8 +53,7 @@ class Batches:
             need -= len(take)
         rows = self.buckets[m][torch.cat(parts)]
         labels = self.labels[rows]
-        return Batch(self.shard[rows, : self.steps[m]],
-                     Condition(labels[:, 0], labels[:, 1] if self.keyed else None, labels[:, 2]))
+        return Batch(self.shard[rows, : self.steps[m]], Condition(labels[:, 0], labels[:, 1] if self.keyed else None))
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.get_state(), "orders": self.orders, "pos": self.pos}

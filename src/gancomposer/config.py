@@ -55,9 +55,6 @@ class ModelConfig:
     d_statistics: bool = setting(True, "D also reads each piece's statistics (note density, rhythm, pitch "
                                       "classes, register, intervals, melodic motion; with voices, parallel fifths "
                                       "and octaves)")
-    openings: bool = setting(True, "G and D know whether a piece begins at its own beginning (the training windows "
-                                   "that start a piece, and every composed piece) or is cut from its middle, so "
-                                   "composed pieces open as the style's pieces do")
 
     def validate(self) -> None:
         _check_choices(self)
@@ -89,10 +86,10 @@ PRETRAIN_CAP = 12_000
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
 #: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords,
-#: G drawn at temperature 1.0 in the adversarial phase, G and D blind to where a piece begins.
+#: G drawn at temperature 1.0 in the adversarial phase.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
-                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "openings": False}
+                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0}
 
 
 @dataclass

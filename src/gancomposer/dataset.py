@@ -527,12 +527,6 @@ class Dataset:
         """The meters, their window lengths and the style's mix of meters and keys."""
         return Conditions.from_dict(self.manifest["conditions"])
 
-    def labels(self, split: str) -> np.ndarray:
-        """``(windows, 3)`` int64, each window of ``split``'s meter, key, and 1 if it starts its piece (0 if cut
-        from the middle): what G and D are conditioned on."""
-        index = self.train_index if split == "train" else self.valid_index
-        return np.stack([index[:, 3], index[:, 4], index[:, 1] == 0], 1).astype(np.int64)
-
     def windows_in(self, split: str, meter: int) -> np.ndarray:
         """The windows of ``split`` in the meter numbered ``meter``, at that meter's own length."""
         windows, index = (self.train, self.train_index) if split == "train" else (self.valid, self.valid_index)

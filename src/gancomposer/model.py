@@ -23,10 +23,6 @@ input, and a learned bias by scale degree to every state's logit: the bias of a 
 on the pitch class counted from the tonic, so what "the leading tone is likely, the flat second is not" means
 is learned once from every piece, whatever its key, instead of once per key. D is a projection discriminator
 (Miyato & Koyama 2018): the key's embedding dotted with D's features is added to its logit.
-With ``openings`` both also know whether the piece begins at its own beginning, as every composed piece does,
-or is a window cut from the middle of one, as most training windows are; it enters as the key does (G: initial
-state and inputs; D: a projection). Without it G composes every piece as if from the middle of one, and a style's
-openings (the pickup before the first bar line, the first phrase) are what a listener and a judge hear first.
 
 Within one step G is autoregressive too, over blocks of cells from low to high (after the RNN-NADE of
 Boulanger-Lewandowski et al., 2012): each pitch's logits see the states already drawn for the pitches
@@ -115,48 +111,34 @@ class DiscriminatorOutput(NamedTuple):
 
 class Condition(NamedTuple):
     """What each piece of a batch is composed under: ``meter`` ``(B,)`` indexes the model's meters, ``key``
-    ``(B,)`` the 24 keys of :data:`~gancomposer.conditions.KEYS` (None for a model without keys), ``opening``
-    ``(B,)`` 1 where the piece begins at its own beginning (its first bar, a pickup's silence included), 0 where it
-    is cut from the middle of one (training windows); None: 1, as every piece is composed."""
+    ``(B,)`` the 24 keys of :data:`~gancomposer.conditions.KEYS` (None for a model without keys)."""
 
     meter: torch.Tensor
     key: torch.Tensor | None = None
-    opening: torch.Tensor | None = None
 
     def to(self, device) -> Condition:
-        return Condition(*(None if t is None else t.to(device) for t in self))
+        return Condition(self.meter.to(device), None if self.key is None else self.key.to(device))
 
     def repeat(self, times: int) -> Condition:
         """The conditions of a batch made of ``times`` batches under these, one after another."""
-        return Condition(*(None if t is None else t.repeat(times) for t in self))
+        return Condition(self.meter.repeat(times), None if self.key is None else self.key.repeat(times))
 
     @staticmethod
-    def of(meters: np.ndarray, keys: np.ndarray, keyed: bool, opening: np.ndarray | bool = True) -> Condition:
-        """The conditions of pieces with these meter and key indices (keys left out for a model without) that
-        begin at their opening (``opening=True``, composing) or not, or each as ``opening`` says."""
-        meter = torch.from_numpy(np.asarray(meters, np.int64))
-        return Condition(meter, torch.from_numpy(np.asarray(keys, np.int64)) if keyed else None,
-                         torch.from_numpy(np.broadcast_to(np.asarray(opening, np.int64), meter.shape).copy()))
+    def of(meters: np.ndarray, keys: np.ndarray, keyed: bool) -> Condition:
+        """The conditions of pieces with these meter and key indices (keys left out for a model without)."""
+        return Condition(torch.from_numpy(np.asarray(meters, np.int64)),
+                         torch.from_numpy(np.asarray(keys, np.int64)) if keyed else None)
 
     @staticmethod
     def cat(conds: list[Condition]) -> Condition:
         """The conditions of batches put one after another."""
-        return Condition(*(None if parts[0] is None else torch.cat(parts) for parts in zip(*conds)))
+        keys = [c.key for c in conds]
+        return Condition(torch.cat([c.meter for c in conds]), None if keys[0] is None else torch.cat(keys))
 
 
 def _key(keys: int, cond: Condition | None) -> torch.Tensor | None:
     """The key indices a network with ``keys`` keys reads from ``cond``: None when either has none."""
     return cond.key if keys and cond is not None else None
-
-
-def _opening(openings: bool, cond: Condition | None, batch: int, device) -> torch.Tensor | None:
-    """``(B,)`` 0/1: whether each piece begins at its opening, for a network that knows openings (None for one
-    that does not); pieces without the flag begin there, as composed pieces do."""
-    if not openings:
-        return None
-    if cond is None or cond.opening is None:
-        return torch.ones(batch, dtype=torch.long, device=device)
-    return cond.opening.long()
 
 
 class BarPositions(nn.Module):
@@ -234,11 +216,10 @@ class Generator(nn.Module):
         self, *, cells: int, states: int = 3, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         latent_dim: int = 64, step_noise_dim: int = 8, hidden: int = 256, layers: int = 2, chord_hidden: int = 64,
         pitch_classes: np.ndarray | None = None, chord_block: int = 3, voice_pairs: bool = False,
-        hold_state: int = 2, still_steps: int = 0, openings: bool = False,
+        hold_state: int = 2, still_steps: int = 0,
     ):
         super().__init__()
         self.cells, self.states, self.chord_hidden, self.keys = cells, states, chord_hidden, keys
-        self.openings = openings
         self.chord_block = chord_block  # cells drawn together within a step (Encoding.chord_block)
         self.latent_dim, self.step_noise_dim = latent_dim, step_noise_dim
         self.hidden, self.layers, self.kind = hidden, layers, rnn
@@ -253,9 +234,6 @@ class Generator(nn.Module):
             pcs = torch.full((cells, states), -1) if pitch_classes is None else torch.as_tensor(pitch_classes)
             self.register_buffer("pitch_classes", pcs.long(), persistent=False)
             self.key_degree = nn.Parameter(torch.zeros(2, 13))  # mode, scale degree (12: a state of no pitch)
-        if openings:  # whether the piece begins here, as the key does: a piece's first bars are unlike its middle
-            self.opening_to_state = nn.Embedding(2, n_state)
-            self.opening_to_input = nn.Embedding(2, hidden)
         self.prev_to_input = nn.Linear((states - 1) * cells, hidden, bias=False)
         self.rnn = rnn_class(rnn)(hidden, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, cells * states)
@@ -287,7 +265,7 @@ class Generator(nn.Module):
                    latent_dim=cfg.latent_dim, step_noise_dim=cfg.step_noise_dim, hidden=cfg.g_hidden,
                    layers=cfg.g_layers, chord_hidden=cfg.chord_hidden, chord_block=enc.chord_block,
                    voice_pairs=cfg.voice_pairs and enc.kind == "voices", hold_state=enc.hold_state,
-                   still_steps=cfg.still_steps, openings=cfg.openings)
+                   still_steps=cfg.still_steps)
 
     @torch.no_grad()
     def init_from_data(self, rolls: torch.Tensor) -> None:
@@ -308,12 +286,10 @@ class Generator(nn.Module):
         self.head.bias.zero_()
 
     def initial_state(self, z: torch.Tensor, cond: Condition | None = None):
-        """Recurrent state from the latent vector ``z`` of shape ``(B, latent_dim)`` (and the key and opening)."""
-        s, key, opening = self.z_to_state(z), _key(self.keys, cond), _opening(self.openings, cond, len(z), z.device)
+        """Recurrent state from the latent vector ``z`` of shape ``(B, latent_dim)`` (and the key)."""
+        s, key = self.z_to_state(z), _key(self.keys, cond)
         if key is not None:
             s = s + self.key_to_state(key)
-        if opening is not None:
-            s = s + self.opening_to_state(opening)
         s = torch.tanh(s).view(z.shape[0], -1, self.layers, self.hidden).permute(1, 2, 0, 3)
         return (s[0].contiguous(), s[1].contiguous()) if self.kind == "lstm" else s[0].contiguous()
 
@@ -327,13 +303,10 @@ class Generator(nn.Module):
         return self.key_degree[mode, torch.where(pcs >= 0, (pcs - tonic) % 12, 12)]
 
     def _piece_input(self, z: torch.Tensor, cond: Condition | None) -> torch.Tensor:
-        """``(B, 1, hidden)``: what every step's input gets from the latent, the key and the opening."""
+        """``(B, 1, hidden)``: what every step's input gets from the latent and the key."""
         x, key = self.z_to_input(z), _key(self.keys, cond)
         if key is not None:
             x = x + self.key_to_input(key)
-        opening = _opening(self.openings, cond, len(z), z.device)
-        if opening is not None:
-            x = x + self.opening_to_input(opening)
         return x.unsqueeze(1)
 
     def _inputs(self, piece: torch.Tensor, pos: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -718,7 +691,6 @@ class Discriminator(nn.Module):
     def __init__(
         self, *, features_per_step: int, bar_steps: tuple[int, ...] = (16,), keys: int = 0, rnn: str = "lstm",
         hidden: int = 128, layers: int = 1, spectral_norm: bool = False, statistics: Encoding | None = None,
-        openings: bool = False,
     ):
         super().__init__()
         self.positions = BarPositions(bar_steps)
@@ -737,18 +709,13 @@ class Discriminator(nn.Module):
         if keys:  # starts at zero: an untrained D ignores the key and learns from there what it implies
             self.key_embed = nn.Embedding(keys, width)
             nn.init.zeros_(self.key_embed.weight)
-        self.openings = openings
-        if openings:  # the same for whether the piece begins at its opening
-            self.opening_embed = nn.Embedding(2, width)
-            nn.init.zeros_(self.opening_embed.weight)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, enc: Encoding, conditions: Conditions) -> Discriminator:
         """D as ``cfg`` describes it, for pieces in ``enc`` in the meters (and keys) of ``conditions``."""
         return cls(features_per_step=enc.features_per_step, bar_steps=bar_steps(enc, conditions),
                    keys=conditions.n_keys, rnn=cfg.rnn, hidden=cfg.d_hidden, layers=cfg.d_layers,
-                   spectral_norm=cfg.spectral_norm, statistics=enc if cfg.d_statistics else None,
-                   openings=cfg.openings)
+                   spectral_norm=cfg.spectral_norm, statistics=enc if cfg.d_statistics else None)
 
     def piece_statistics(self, x: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         """The :class:`PieceStatistics` ``(B, size)`` of the pieces ``x`` (a D built with ``statistics``)."""
@@ -770,9 +737,6 @@ class Discriminator(nn.Module):
         key = _key(self.keys, cond)
         if key is not None:
             logits = logits + (self.key_embed(key).to(feats.dtype) * feats).sum(-1)
-        opening = _opening(self.openings, cond, b, x.device)
-        if opening is not None:
-            logits = logits + (self.opening_embed(opening).to(feats.dtype) * feats).sum(-1)
         return DiscriminatorOutput(logits, feats)
 
 

@@ -117,7 +117,6 @@ class Run:
     opt_d: torch.optim.Optimizer
     batches: Batches
     ref_features: np.ndarray  # features of validation windows, for the validation score
-    ref_openings: np.ndarray  # 1 for each of those windows that starts its piece
     guard_reference: tuple | None = None  # the training pieces as the quality guard sees them
     guard_weights: dict | None = None  # the best weights so far, where a rollback returns to
     held_out: Batches | None = None  # batches of validation windows, for the adaptive balance
@@ -238,15 +237,14 @@ def start(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Confi
     run = Run(
         config, Path(run_dir), ds.encoding, info, world, device, G, D, G_ema,
         g_optimizer(cfg, G, cfg.pretrain_lr), *adversarial_optimizers(cfg, G, D, Progress()),
-        Batches(windows, torch.from_numpy(ds.labels("train")), conditions.window_steps,
+        Batches(windows, torch.from_numpy(np.array(ds.train_index[:, 3:5])), conditions.window_steps,
                 cfg.batch_size, seeds["batches"], world.rank, world.size, conditions.keyed),
         feature_matrix(ds.windows_in(split, 0)[:REFERENCE_WINDOWS], ds.encoding, spb),
-        ds.labels(split)[ds.labels(split)[:, 0] == 0, 2][:REFERENCE_WINDOWS],  # the same windows' openings
     )
     run.governor = governor
     if cfg.balance_target:
-        held, labels = (ds.valid, ds.labels("valid")) if len(ds.valid) else (ds.train, ds.labels("train"))
-        run.held_out = Batches(torch.from_numpy(np.array(held)), torch.from_numpy(labels),
+        held, labels = (ds.valid, ds.valid_index) if len(ds.valid) else (ds.train, ds.train_index)
+        run.held_out = Batches(torch.from_numpy(np.array(held)), torch.from_numpy(np.array(labels[:, 3:5])),
                                conditions.window_steps, cfg.batch_size, seeds["held_out"], world.rank,
                                min(world.size, len(held)), conditions.keyed)
     if cfg.guard_every:
@@ -419,10 +417,10 @@ def save_checkpoint(run: Run, name: str, with_state: bool = True, extra: dict | 
     return path
 
 
-def scoring_condition(run: Run, n: int, seed: int, opening: np.ndarray | bool = True) -> Condition:
+def scoring_condition(run: Run, n: int, seed: int) -> Condition:
     """Conditions of ``n`` pieces to score G with: the corpus's most common meter, keys drawn from the style's
-    keys in that meter; pieces begin at their opening, as composed ones do, unless ``opening`` says otherwise."""
-    return Condition.of(*run.conditions.draw(n, seed, meter=0), run.conditions.keyed, opening)
+    keys in that meter."""
+    return Condition.of(*run.conditions.draw(n, seed, meter=0), run.conditions.keyed)
 
 
 def validation_score(run: Run) -> float:
@@ -430,10 +428,8 @@ def validation_score(run: Run) -> float:
     both in the corpus's most common meter."""
     seeds = stream_seeds(run.cfg.seed)
     z = torch.randn(EVAL_PIECES, run.G.latent_dim, generator=torch.Generator().manual_seed(seeds["eval_latents"]))
-    # as many of G's pieces begin at their opening as of the validation windows, which mostly do not
-    opening = run.ref_openings[np.arange(EVAL_PIECES) % len(run.ref_openings)]
     grids = sample_grids(run.sampler, z.to(run.device), run.window, seed=seeds["eval_sampling"],
-                         cond=scoring_condition(run, EVAL_PIECES, seeds["eval_latents"], opening))
+                         cond=scoring_condition(run, EVAL_PIECES, seeds["eval_latents"]))
     feats = feature_matrix(grids, run.encoding, run.steps_per_bar)
     score = frechet_distance(feats, run.ref_features)
     means = feats[:, SCALARS].mean(0)
