@@ -14,6 +14,7 @@ from gancomposer.conditions import KEYS
 from gancomposer.errors import UserError
 from gancomposer.sampling import sample_grids
 from helpers import scale_piece
+from test_hostile import run_cli
 
 
 def test_same_seed_same_music_other_seed_other_music(tiny_run):
@@ -87,6 +88,39 @@ def test_exported_temperature_is_the_default_and_an_argument_overrides_it(tiny_r
     hot = c.compose(n=2, bars=2, seed=4, temperature=1.5)
     assert all(np.array_equal(x.grid, y.grid) for x, y in zip(default, explicit))
     assert not all(np.array_equal(x.grid, y.grid) for x, y in zip(default, hot))
+
+
+def test_exported_key_guidance_weighs_the_key_bias_while_composing_only(tiny_run, tmp_path):
+    import torch
+
+    from gancomposer.cli import main
+    from gancomposer.model import Condition
+
+    assert main(["export", "--model", str(tiny_run), "--out", str(tmp_path / "k.safetensors"),
+                 "--key-guidance", "2"]) == 0
+    guided, plain = Composer.load(tmp_path / "k.safetensors"), Composer.load(tiny_run)
+    assert guided.generator.key_guidance == 2.0 and plain.generator.key_guidance == 1.0
+    assert guided.generator.keys, "the tiny run's model has keys"
+    g = plain.generator
+    torch.nn.init.normal_(g.key_degree)  # a strong key bias, so that its weight shows
+    z, cond = torch.randn(4, g.latent_dim), Condition(torch.zeros(4, dtype=torch.long), torch.full((4,), 14))
+    first = {}
+    for w in (0.0, 1.0, 2.0):  # the first cell's first logits are the only ones no earlier draw moves
+        g.key_guidance = w
+        with torch.no_grad():
+            first[w] = g(z, 1, cond=cond, generator=torch.Generator().manual_seed(0)).logits[:, 0, 0]
+    assert torch.allclose(first[2.0] - first[1.0], first[1.0] - first[0.0], atol=1e-5)
+    assert not torch.allclose(first[1.0], first[0.0])
+    # likelihood training reads G as trained, whatever the composing weight
+    real = torch.randint(0, g.states, (4, 8, g.cells))
+    torch.manual_seed(1)  # teacher forcing draws its step noise from the global generator
+    forced = g(z, cond=cond, teacher=real).logits
+    g.key_guidance = 1.0
+    torch.manual_seed(1)
+    assert torch.equal(forced, g(z, cond=cond, teacher=real).logits)
+    r = run_cli("export", "--model", str(tiny_run), "--out", str(tmp_path / "bad.safetensors"), "--key-guidance", "9")
+    assert r.returncode != 0 and r.stderr.strip() == "gancomposer: error: key guidance must lie in 0..4, got 9.0"
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_numpy_synth_wav_length_matches_the_music(tmp_path):

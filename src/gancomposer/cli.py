@@ -265,7 +265,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .files import check_writable_folder
 
     check_writable_folder(Path(args.out).parent)
-    path = export_generator(args.model, args.out, {} if args.temperature is None else {"temperature": args.temperature})
+    from .compose import check_key_guidance
+
+    extra = {} if args.temperature is None else {"temperature": args.temperature}
+    if args.key_guidance is not None:
+        extra["key_guidance"] = check_key_guidance(args.key_guidance)
+    path = export_generator(args.model, args.out, extra)
     print(f"exported the generator of {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
@@ -447,6 +452,8 @@ def _add_compose_commands(sub) -> None:
     p.add_argument("--model", required=True, help="checkpoint file or run folder (its best checkpoint)")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.add_argument("--temperature", type=float, help="the sampling temperature users get by default (1.0)")
+    p.add_argument("--key-guidance", type=float, help="weight of the key's learned scale-degree bias while composing "
+                   "(1.0: as trained; above 1 holds the pieces closer to their key's scale)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="a local web page to compose, listen and download")

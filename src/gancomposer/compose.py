@@ -91,8 +91,11 @@ class Composer:
 
     def __init__(self, generator: Generator, encoding: Encoding, conditions: Conditions | None = None, *,
                  tempo: float = 100.0, program: int = 0, name: str = "model", info: dict | None = None,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, key_guidance: float = 1.0):
         self.generator = generator.eval()
+        # the weight of the key's learned scale-degree bias while composing; set at export
+        # (`gancomposer export --key-guidance`)
+        self.generator.key_guidance = check_key_guidance(key_guidance)
         self.encoding = encoding
         self.conditions = conditions or Conditions.single(DEFAULT_METER, encoding.steps_per_bar(DEFAULT_METER) * 4)
         self.temperature = temperature  # the default; set at export (`gancomposer export --temperature`)
@@ -124,7 +127,8 @@ class Composer:
         return cls(g.to(device), enc, conditions, tempo=float(data.get("tempo", 100.0)),
                    program=int(data.get("program", instrument_of(data.get("corpus")))),
                    name=Path(path).stem if Path(path).is_file() else Path(path).name, info=info,
-                   temperature=float(info.get("temperature", 1.0)))
+                   temperature=float(info.get("temperature", 1.0)),
+                   key_guidance=float(info.get("key_guidance", 1.0)))
 
     @property
     def meters(self) -> list[str]:
@@ -281,6 +285,18 @@ def shipped_models() -> dict[str, Path]:
     """The models shipped in the package, by name (the default first)."""
     found = sorted(PRETRAINED_DIR.glob("*.safetensors"), key=lambda p: (p != DEFAULT_MODEL, p.stem))
     return {p.stem: p for p in found}
+
+
+#: Key guidance a model may be exported with: 0 ignores the key's scale-degree bias, 1 composes as trained.
+KEY_GUIDANCE_RANGE = (0.0, 4.0)
+
+
+def check_key_guidance(weight: float) -> float:
+    """Refuse, in one line, a key guidance outside :data:`KEY_GUIDANCE_RANGE`."""
+    lo, hi = KEY_GUIDANCE_RANGE
+    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and lo <= weight <= hi):
+        raise UserError(f"key guidance must lie in {lo:g}..{hi:g}, got {weight}")
+    return float(weight)
 
 
 def check_request(bars: int, temperature: float) -> float:

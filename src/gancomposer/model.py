@@ -255,6 +255,10 @@ class Generator(nn.Module):
         # stretch of the style), no cell may hold on: a piece that freezes on a chord for bars is something the
         # style never does, and one such piece in 200 was most of a model's Fréchet distance. 0: no limit.
         self.hold_state, self.still_steps = hold_state, max(0, still_steps)
+        # How strongly the key's scale-degree bias counts while composing (1: as trained). Set by a composing
+        # model's stored ``key_guidance`` (:class:`~.compose.Composer`), never in training: teacher forcing and
+        # the adversarial phase see G as it is.
+        self.key_guidance = 1.0
         self.register_buffer("holds", F.one_hot(torch.tensor(hold_state), states).float(), persistent=False)
 
     @classmethod
@@ -341,7 +345,7 @@ class Generator(nn.Module):
             state, prev, start, heard, still = carry
         outs, logits_all = [], []
         inv_t = inverse_temperature(temperature, b, z.device)
-        bias, piece = self.key_bias(cond), self._piece_input(z, cond)
+        bias, piece = self.key_bias(cond) * self.key_guidance, self._piece_input(z, cond)
         positions = self.positions(None if cond is None else cond.meter, b, start, steps)
         for t in range(steps):
             # noise is drawn step by step, so a piece composed in chunks equals one composed in one pass
