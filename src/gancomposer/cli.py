@@ -262,11 +262,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import export_generator
+    from .compose import check_key_guidance
     from .files import check_writable_folder
 
     check_writable_folder(Path(args.out).parent)
-    from .compose import check_key_guidance
-
     extra = {} if args.temperature is None else {"temperature": args.temperature}
     if args.key_guidance is not None:
         extra["key_guidance"] = check_key_guidance(args.key_guidance)
