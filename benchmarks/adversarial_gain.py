@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gancomposer.compose import Composer
+from gancomposer.compose import Composer, check_key_guidance
 from gancomposer.config import resolve
 from gancomposer.dataset import PrepareOptions, prepare
 from gancomposer.evaluate import evaluate
@@ -62,9 +62,15 @@ def dataset(style: str, root: Path, window_bars: int) -> Path:
 SEEDS = (1234, 1235, 1236)  # sampling seeds of the three sets a model's numbers are averaged over
 
 
-def score(checkpoint: Path, data: Path, seed: int = SEEDS[0], temperature: float = 1.0) -> dict:
+def score(checkpoint: Path, data: Path, seed: int = SEEDS[0], temperature: float = 1.0,
+          key_guidance: float | None = None) -> dict:
+    """The evaluate row of 96 pieces × 8 bars composed by ``checkpoint`` (with ``key_guidance`` where given,
+    else the checkpoint's own) against ``data``: its headline numbers."""
+    composer = Composer.load(checkpoint)
+    if key_guidance is not None:
+        composer.generator.key_guidance = check_key_guidance(key_guidance)
     with tempfile.TemporaryDirectory() as tmp:
-        for i, cp in enumerate(Composer.load(checkpoint).compose(n=96, bars=8, seed=seed, temperature=temperature)):
+        for i, cp in enumerate(composer.compose(n=96, bars=8, seed=seed, temperature=temperature)):
             cp.save(Path(tmp) / f"{i:03d}.mid")
         row = evaluate({"model": tmp}, reference=str(data), log=lambda s: None)["rows"]["model"]
     return {k: row[k] for k in HEADLINE}

@@ -7,23 +7,51 @@ Prints a table and draws overlap area and two-sample accuracy against temperatur
 adversarial G that is better lies above the pre-trained curve (overlap) and below it (two-sample accuracy) at
 equal temperature, not merely at another point of the same curve.
 
-    python benchmarks/temperature_sweep.py RUN DATA [--temperatures 0.8,0.9,1.0,1.1,1.2] [--plot sweep.png] [--sets 3]
+The phase moves the chorale model's numbers by about as much as one set of 96 pieces moves from one sampling seed
+to the next, so the table also gives, per temperature, the default model's difference from the pre-trained G
+set by set (both models drawn with the same sampling seeds, paired) as mean ± standard error over the sets, and
+says "above" only where the mean is better on both numbers and "resolved" where both lie more than two standard
+errors from 0. Every set's scores are kept in ``--scores`` (JSON), so an interrupted sweep goes on where it
+stopped and more sets can be added later.
+
+    python benchmarks/temperature_sweep.py RUN DATA [--temperatures 0.8,0.9,1.0,1.1,1.2] [--plot sweep.png]
+        [--sets 3] [--key-guidance W] [--no-last] [--scores sweep.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 from pathlib import Path
 
-from adversarial_gain import score  # a sibling script: 96 pieces × 8 bars of a checkpoint, evaluated
+from adversarial_gain import HEADLINE, score  # a sibling script: 96 pieces × 8 bars of a checkpoint, evaluated
 from matplotlib.figure import Figure
 
+FIRST_SEED = 1234  # sampling seeds FIRST_SEED, FIRST_SEED + 1, ...: set k of every model and temperature alike
+PAIRED = ("default model (best)", "end of pre-training")  # the comparison the paired rows are about
 
-def scores(checkpoint: Path, data: str, temperature: float, sets: int = 1) -> dict:
-    """Overlap area and two-sample accuracy of 96 pieces × 8 bars, the mean over ``sets`` sampling seeds from
-    1234 up."""
-    rows = [score(checkpoint, data, seed, temperature) for seed in range(1234, 1234 + sets)]
-    return {k: sum(r[k] for r in rows) / sets for k in ("overlap_area", "two_sample_accuracy")}
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample standard deviation / √n; 0 for one value)."""
+    n, mean = len(values), sum(values) / len(values)
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def paired(rows: dict, temps: list[float], sets: int) -> list[dict]:
+    """Per temperature: the default model's difference from the pre-trained G, set by set, as mean ± error."""
+    out = []
+    for t in temps:
+        a, b = rows[PAIRED[0]][str(t)], rows[PAIRED[1]][str(t)]
+        oa = mean_and_error([a[k]["overlap_area"] - b[k]["overlap_area"] for k in range(sets)])
+        acc = mean_and_error([a[k]["two_sample_accuracy"] - b[k]["two_sample_accuracy"] for k in range(sets)])
+        above = oa[0] > 0 and acc[0] < 0
+        resolved = above and oa[0] > 2 * oa[1] and -acc[0] > 2 * acc[1]
+        out.append({"temperature": t, "overlap": oa, "two_sample": acc, "above": above, "resolved": resolved})
+    return out
 
 
 def main() -> None:
@@ -33,29 +61,57 @@ def main() -> None:
     ap.add_argument("--temperatures", default="0.8,0.9,1.0,1.1,1.2")
     ap.add_argument("--plot", default="temperature-sweep.png")
     ap.add_argument("--sets", type=int, default=1, help="sets of 96 pieces per point, each its own sampling seed")
+    ap.add_argument("--key-guidance", type=float, default=None,
+                    help="compose every model with this key guidance (default: each checkpoint's own, 1 in a run)")
+    ap.add_argument("--no-last", action="store_true", help="leave out the last adversarial checkpoint")
+    ap.add_argument("--scores", default=None, help="JSON file of every set's scores (default: beside the plot)")
     args = ap.parse_args()
     ck = Path(args.run) / "checkpoints"
-    models = {"end of pre-training": ck / "pretrained.safetensors", "default model (best)": ck / "best.safetensors",
-              "last adversarial": sorted(ck.glob("step-*.safetensors"))[-1]}
+    models = {PAIRED[1]: ck / "pretrained.safetensors", PAIRED[0]: ck / "best.safetensors"}
+    if not args.no_last:
+        models["last adversarial"] = sorted(ck.glob("step-*.safetensors"))[-1]
     temps = [float(t) for t in args.temperatures.split(",")]
-    table = {name: [scores(path, args.data, t, args.sets) for t in temps] for name, path in models.items()}
+    store = Path(args.scores or Path(args.plot).with_suffix(".json"))
+    key = {"run": str(Path(args.run).resolve()), "data": str(Path(args.data).resolve()),
+           "key_guidance": args.key_guidance}
+    saved = json.loads(store.read_text()) if store.is_file() else {}
+    rows = saved.get("rows", {}) if saved.get("key") == key else {}
+    for name, path in models.items():
+        for t in temps:
+            done = rows.setdefault(name, {}).setdefault(str(t), [])
+            while len(done) < args.sets:
+                done.append(score(path, args.data, FIRST_SEED + len(done), t, args.key_guidance))
+                tmp = store.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"key": key, "rows": rows}, indent=1))
+                os.replace(tmp, store)  # atomic: an interrupted sweep keeps every set it finished
+    mean = {name: [{k: sum(r[k] for r in rows[name][str(t)][: args.sets]) / args.sets for k in HEADLINE}
+                   for t in temps] for name in models}
+    guidance = "each checkpoint's own" if args.key_guidance is None else f"{args.key_guidance:g}"
+    print(f"{args.sets} set(s) of 96 × 8 per point, sampling seeds {FIRST_SEED}-{FIRST_SEED + args.sets - 1}, "
+          f"key guidance {guidance}; overlap area / two-sample accuracy")
     print("| model | " + " | ".join(f"T={t:g}" for t in temps) + " |")
     print("|---|" + "---|" * len(temps))
-    for name, rows in table.items():
-        print(f"| {name} | " + " | ".join(f"{r['overlap_area']:.3f} / {r['two_sample_accuracy']:.3f}" for r in rows)
-              + " |")
+    for name, means in mean.items():
+        print(f"| {name} | " + " | ".join(f"{r['overlap_area']:.3f} / {r['two_sample_accuracy']:.3f}"
+                                         for r in means) + " |")
+    diffs = paired(rows, temps, args.sets)
+    print(f"| {PAIRED[0]} − {PAIRED[1]}, paired (mean ± standard error) | "
+          + " | ".join(f"{d['overlap'][0]:+.3f} ± {d['overlap'][1]:.3f} / {d['two_sample'][0]:+.3f} ± "
+                       f"{d['two_sample'][1]:.3f}" for d in diffs) + " |")
+    print("| verdict | " + " | ".join("above, resolved" if d["resolved"] else "above" if d["above"] else "not above"
+                                      for d in diffs) + " |")
     fig = Figure(figsize=(9, 3.6))
-    for ax, key, label in zip(fig.subplots(1, 2), ("overlap_area", "two_sample_accuracy"),
-                              ("overlap area (higher is closer)", "two-sample accuracy (lower is closer)")):
-        for name, rows in table.items():
-            ax.plot(temps, [r[key] for r in rows], marker="o", label=name)
+    for ax, k, label in zip(fig.subplots(1, 2), ("overlap_area", "two_sample_accuracy"),
+                            ("overlap area (higher is closer)", "two-sample accuracy (lower is closer)")):
+        for name, means in mean.items():
+            ax.plot(temps, [r[k] for r in means], marker="o", label=name)
         ax.set_xlabel("temperature")
         ax.set_title(label)
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.plot, dpi=110)
-    print(f"plot: {args.plot}")
+    print(f"plot: {args.plot}; every set's scores: {store}")
 
 
 if __name__ == "__main__":
