@@ -100,15 +100,24 @@ def main() -> None:
                        f"{d['two_sample'][1]:.3f}" for d in diffs) + " |")
     print("| verdict | " + " | ".join("above, resolved" if d["resolved"] else "above" if d["above"] else "not above"
                                       for d in diffs) + " |")
-    fig = Figure(figsize=(9, 3.6))
-    for ax, k, label in zip(fig.subplots(1, 2), ("overlap_area", "two_sample_accuracy"),
+    fig = Figure(figsize=(13.5, 3.6))
+    axes = fig.subplots(1, 3)
+    for ax, k, label in zip(axes, ("overlap_area", "two_sample_accuracy"),
                             ("overlap area (higher is closer)", "two-sample accuracy (lower is closer)")):
         for name, means in mean.items():
             ax.plot(temps, [r[k] for r in means], marker="o", label=name)
-        ax.set_xlabel("temperature")
         ax.set_title(label)
+    # the comparison itself: both differences signed so that up is better, with two standard errors each way
+    for sign, part, label, shift in ((1, "overlap", "overlap area", -0.01), (-1, "two_sample", "− two-sample accuracy",
+                                                                            0.01)):
+        axes[2].errorbar([t + shift for t in temps], [sign * d[part][0] for d in diffs],
+                         yerr=[2 * d[part][1] for d in diffs], marker="o", capsize=3, label=label)
+    axes[2].axhline(0, color="black", lw=0.8)
+    axes[2].set_title(f"{PAIRED[0].split(' (')[0]} − pre-trained, paired (± 2 s.e.)")
+    for ax in axes:
+        ax.set_xlabel("temperature")
         ax.grid(alpha=0.3)
-    fig.axes[0].legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.plot, dpi=110)
     print(f"plot: {args.plot}; every set's scores: {store}")
