@@ -72,8 +72,9 @@ def main() -> None:
         models["last adversarial"] = sorted(ck.glob("step-*.safetensors"))[-1]
     temps = [float(t) for t in args.temperatures.split(",")]
     store = Path(args.scores or Path(args.plot).with_suffix(".json"))
-    key = {"run": str(Path(args.run).resolve()), "data": str(Path(args.data).resolve()),
-           "key_guidance": args.key_guidance}
+    # kept scores are reused only for the same files (a run trained again into the folder starts afresh)
+    key = {"models": {name: [str(path.resolve()), path.stat().st_mtime_ns] for name, path in models.items()},
+           "data": str(Path(args.data).resolve()), "key_guidance": args.key_guidance}
     saved = json.loads(store.read_text()) if store.is_file() else {}
     rows = saved.get("rows", {}) if saved.get("key") == key else {}
     for name, path in models.items():
