@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 
 from adversarial_gain import HEADLINE, score  # a sibling script: 96 pieces × 8 bars of a checkpoint, evaluated
@@ -35,10 +36,8 @@ PAIRED = ("default model (best)", "end of pre-training")  # the comparison the p
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:
     """The mean and its standard error (sample standard deviation / √n; 0 for one value)."""
-    n, mean = len(values), sum(values) / len(values)
-    if n < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    error = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return statistics.fmean(values), error
 
 
 def paired(rows: dict, temps: list[float], sets: int) -> list[dict]:
@@ -114,7 +113,7 @@ def main() -> None:
         axes[2].errorbar([t + shift for t in temps], [sign * d[part][0] for d in diffs],
                          yerr=[2 * d[part][1] for d in diffs], marker="o", capsize=3, label=label)
     axes[2].axhline(0, color="black", lw=0.8)
-    axes[2].set_title(f"{PAIRED[0].split(' (')[0]} − pre-trained, paired (± 2 s.e.)")
+    axes[2].set_title("default model − pre-trained, paired (± 2 s.e.)")
     for ax in axes:
         ax.set_xlabel("temperature")
         ax.grid(alpha=0.3)
