@@ -2,11 +2,13 @@
 settings that scale with the data."""
 
 import json
+import math
 
 import pytest
 import torch
 
 from gancomposer.config import AUTO, apply, resolve
+from gancomposer.errors import UserError
 from gancomposer.encoding import HOLD, ONSET, TIE, PianoRoll, Voices
 from gancomposer.losses import feature_matching
 from gancomposer.model import BarPositions, Discriminator, PieceStatistics, grid_features
@@ -90,6 +92,32 @@ def test_statistics_matching_pulls_g_toward_the_real_notes():
     loss = feature_matching(stats(real, pos), stats(fake, pos))
     loss.backward()
     assert fake.grad[:, 0, 0].sum() < 0  # more onsets of C4 at step 0 lowers the loss
+
+
+def test_chromaticity_of_a_known_piece_in_roll_and_voices():
+    """C4, E4 and G4 start once each: three classes used (softly, 1 - e^-1 each) and an entropy of log 3."""
+    used, entropy = PieceStatistics(ROLL, 16).chromaticity(grid_features(chord_and_melody(), 3))[0]
+    assert used == pytest.approx(3 * (1 - math.exp(-1))) and entropy == pytest.approx(math.log(3), abs=1e-4)
+    voices = Voices(4, 60, 71, 2)
+    g = torch.zeros(1, 8, 2, dtype=torch.long)  # the same music as two lines, then C4 struck again
+    g[0, 0, 0], g[0, 1, 0], g[0, 4, 0] = 2 + 4, TIE, 2 + 7
+    g[0, 0, 1], g[0, 1:4, 1], g[0, 4, 1] = 2 + 0, TIE, 2 + 0
+    used, entropy = PieceStatistics(voices, 16).chromaticity(grid_features(g, voices.states))[0]
+    assert used == pytest.approx(2 * (1 - math.exp(-1)) + 1 - math.exp(-2))
+    assert entropy == pytest.approx(-(2 * 0.25 * math.log(0.25) + 0.5 * math.log(0.5)), abs=1e-4)
+
+
+def test_chromaticity_matching_pulls_g_toward_fewer_pitch_classes():
+    """Real pieces use three classes; a piece that starts all twelve at once is pulled to drop some of them."""
+    stats = PieceStatistics(ROLL, 16)
+    real = grid_features(chord_and_melody(), 3)
+    cluster = torch.zeros(1, 8, 12, dtype=torch.long)
+    cluster[0, 0] = ONSET
+    fake = grid_features(cluster, 3).requires_grad_(True)
+    feature_matching(stats.chromaticity(real), stats.chromaticity(fake)).backward()
+    assert (fake.grad[0, 0, :12] > 0).all()  # fewer onsets lower the loss
+    with pytest.raises(UserError, match="d_statistics"):  # computed by D's statistics: none without them
+        resolve("tiny", overrides=["chromaticity_matching=1"]).validate()
 
 
 def test_d_reads_the_statistics_and_old_ds_do_not():

@@ -89,7 +89,7 @@ PRETRAIN_CAP = 12_000
 #: G drawn at temperature 1.0 in the adversarial phase.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
-                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0}
+                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "chromaticity_matching": 0.0}
 
 
 @dataclass
@@ -127,6 +127,9 @@ class TrainConfig:
     statistics_matching: float = setting(10.0, "weight of the distance between the batch means of the pieces' "
                                                "statistics (as D reads them) of G's and of real pieces, in G's "
                                                "loss (needs d_statistics=true)")
+    chromaticity_matching: float = setting(1.0, "weight of the distance between the batch means of how many pitch "
+                                                "classes each piece uses and of their entropy, G's pieces against "
+                                                "real ones, in G's loss (needs d_statistics=true)")
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(10.0, "weight of the likelihood anchor kept in G's adversarial loss")
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
@@ -189,8 +192,8 @@ class TrainConfig:
             _within(self, "adversarial_pairs_lr_scale", 0, math.inf, low_open=True)
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
-                     "mle_weight", "statistics_matching", "adversarial_ratio", "adversarial_temperature",
-                     "entropy_anchor"):
+                     "mle_weight", "statistics_matching", "chromaticity_matching", "adversarial_ratio",
+                     "adversarial_temperature", "entropy_anchor"):
             _within(self, name, 0, math.inf)
         if self.adversarial_ratio > 0 and self.mle_weight == 0:
             raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
@@ -226,9 +229,10 @@ class Config:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
-        if self.train.statistics_matching > 0 and not self.model.d_statistics:
-            raise UserError(f"statistics_matching={self.train.statistics_matching} matches the statistics D reads, "
-                            "and d_statistics=false gives D none: set d_statistics=true, or statistics_matching=0")
+        for name in ("statistics_matching", "chromaticity_matching"):
+            if getattr(self.train, name) > 0 and not self.model.d_statistics:
+                raise UserError(f"{name}={getattr(self.train, name)} matches statistics that D computes, and "
+                                f"d_statistics=false gives D none: set d_statistics=true, or {name}=0")
 
     def to_dict(self) -> dict:
         return {"model": asdict(self.model), "train": asdict(self.train)}
@@ -244,7 +248,8 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(g_hidden=32, g_layers=1, d_hidden=16, latent_dim=16, step_noise_dim=4, batch_size=16,
                  adversarial_iters=30, pretrain_iters=20, pretrain_lr=1e-3, d_pretrain_iters=0, lr_g=2e-4, lr_d=2e-4,
                  d_freeze_below=0.0, label_smoothing=0.0, feature_matching=0.0, statistics_matching=0.0,
-                 mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15, log_every=5, samples=4,
+                 chromaticity_matching=0.0, mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15,
+                 log_every=5, samples=4,
                  adversarial_ratio=0.0, guard_every=0, d_statistics=False, adversarial_temperature=1.0),
     # The recipe of the shipped Irish model and of the roll Bach model shipped before (see the model cards),
     # pinned so that they can be trained again exactly whatever the defaults become (today it differs from them
@@ -255,7 +260,7 @@ PRESETS: dict[str, dict] = {
                  pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
                  d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
                  adversarial_ratio=0.0, adversarial_temperature=1.0, d_statistics=False, statistics_matching=0.0,
-                 eval_every=250, checkpoint_every=250, keep_checkpoints=100),
+                 chromaticity_matching=0.0, eval_every=250, checkpoint_every=250, keep_checkpoints=100),
 }
 
 

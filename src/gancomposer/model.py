@@ -655,6 +655,24 @@ class PieceStatistics(nn.Module):
         steps = (onsets.sum((2, 3)) > 0).float().sum(1)
         return (count / (steps + 1)).unsqueeze(-1)
 
+    def chromaticity(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 2)``: how many pitch classes each piece ``x`` starts notes on, counted softly from the onsets
+        ``n_c`` of each class as ``sum_c (1 - exp(-n_c))``, and the entropy of its onsets' pitch classes.
+
+        Why apart from :meth:`forward`: D's pitch-class histogram, averaged over a batch of pieces in every key,
+        cannot say how many classes *one* piece uses. The pre-trained chorale G used 9.8 a window against Bach's
+        8.9, and matching these two numbers was the first change to the adversarial phase that an independent
+        judge saw (docs/measurements.md). They are not among D's inputs, so D's shape (and every checkpoint) stays
+        as it was."""
+        _, onsets = self.planes(x.float())
+        if self.voices:
+            onsets = onsets.sum(-1)
+        counts = torch.einsum("btp,pc->bc", onsets, self.fold)
+        used = (1 - torch.exp(-counts)).sum(-1)
+        share = counts / counts.sum(-1, keepdim=True).clamp(min=1)
+        entropy = -(share * torch.log(share + 1e-6)).sum(-1)
+        return torch.stack([used, entropy], -1)
+
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """``(B, size)`` statistics of the pieces ``x`` ``(B, T, features)`` whose bar positions are ``pos``."""
         sounding, onsets = self.planes(x.float())

@@ -210,11 +210,15 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
             with torch.no_grad():  # D's readings of the real batch: the targets of the matching terms
                 real_features = run.D(d.real.detach(), d.cond).features if cfg.feature_matching > 0 else None
                 real_stats = run.D.piece_statistics(d.real.detach(), d.cond) if cfg.statistics_matching > 0 else None
+                real_chroma = run.D.statistics.chromaticity(d.real.detach()) if cfg.chromaticity_matching > 0 else None
             if cfg.feature_matching > 0:
                 loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
             if cfg.statistics_matching > 0:
                 fake_stats = run.D.piece_statistics(fake, d.cond)
                 loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
+            if cfg.chromaticity_matching > 0:
+                fake_chroma = run.D.statistics.chromaticity(fake)
+                loss = loss + cfg.chromaticity_matching * feature_matching(real_chroma, fake_chroma)
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
