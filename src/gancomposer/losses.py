@@ -29,6 +29,7 @@ from .errors import UserError
 
 if TYPE_CHECKING:
     from .config import TrainConfig
+    from .model import Condition, Discriminator
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,24 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generat
 def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
     """Salimans et al. 2016: squared distance between the batch means of D's penultimate features."""
     return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).sum()
+
+
+def matching(cfg: TrainConfig, D: Discriminator, real: torch.Tensor, fake: torch.Tensor,
+             fake_features: torch.Tensor, cond: Condition) -> torch.Tensor | float:
+    """G's matching terms (``cfg``'s weights): :func:`feature_matching` of what D reads in the real pieces
+    ``real`` and in G's pieces ``fake`` (whose penultimate features D gave as ``fake_features``): its penultimate
+    features, each piece's statistics, each piece's chromaticity. 0 where every weight is 0."""
+    readings = {"feature_matching": lambda x: D(x, cond).features,
+                "statistics_matching": lambda x: D.piece_statistics(x, cond),
+                "chromaticity_matching": lambda x: D.statistics.chromaticity(x)}
+    loss = 0
+    for name, read in readings.items():
+        if getattr(cfg, name) > 0:
+            with torch.no_grad():  # the real batch's readings are the targets
+                target = read(real.detach())
+            reading = fake_features if name == "feature_matching" else read(fake)
+            loss = loss + getattr(cfg, name) * feature_matching(target.float(), reading.float())
+    return loss
 
 
 def instance_noise_std(cfg: TrainConfig, iteration: int) -> float:

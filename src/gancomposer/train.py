@@ -26,7 +26,7 @@ import torch
 from . import balance, checkpoint, distributed, guard
 from .config import Config
 from .errors import UserError
-from .losses import (BASELINE_DECAY, feature_matching, get_loss, gradient_penalty, instance_noise_std, interpolate,
+from .losses import (BASELINE_DECAY, get_loss, gradient_penalty, instance_noise_std, interpolate, matching,
                      mean_entropy, r1_penalty, sample_rewards, score_function_loss, teacher_forced_nll)
 from .model import Condition, grid_features, onehot_to_features
 from .processes import sigterm_as_interrupt
@@ -187,7 +187,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
 
 
 def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
-    """One update of G against the current D (plus feature matching and the likelihood anchor on the real
+    """One update of G against the current D (plus the matching terms and the likelihood anchor on the real
     batch of D's last update); returns G's loss and gradient norm."""
     cfg, p, reinforce = run.cfg, run.progress, run.cfg.estimator == "reinforce"
     balanced = cfg.adversarial_ratio > 0  # (needs mle_weight > 0: validated) gradients set by hand, no DDP hooks
@@ -207,18 +207,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 base = rewards.mean().item() if p.reward_baseline is None else p.reward_baseline
                 loss = score_function_loss(out.logits, out.onehot, rewards, base)
                 p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()
-            with torch.no_grad():  # D's readings of the real batch: the targets of the matching terms
-                real_features = run.D(d.real.detach(), d.cond).features if cfg.feature_matching > 0 else None
-                real_stats = run.D.piece_statistics(d.real.detach(), d.cond) if cfg.statistics_matching > 0 else None
-                real_chroma = run.D.statistics.chromaticity(d.real.detach()) if cfg.chromaticity_matching > 0 else None
-            if cfg.feature_matching > 0:
-                loss = loss + cfg.feature_matching * feature_matching(real_features.float(), scored.features.float())
-            if cfg.statistics_matching > 0:
-                fake_stats = run.D.piece_statistics(fake, d.cond)
-                loss = loss + cfg.statistics_matching * feature_matching(real_stats.float(), fake_stats.float())
-            if cfg.chromaticity_matching > 0:
-                fake_chroma = run.D.statistics.chromaticity(fake)
-                loss = loss + cfg.chromaticity_matching * feature_matching(real_chroma, fake_chroma)
+            loss = loss + matching(cfg, run.D, d.real, fake, scored.features, d.cond)
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
