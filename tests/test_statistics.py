@@ -10,7 +10,7 @@ import torch
 from gancomposer.config import AUTO, apply, resolve
 from gancomposer.errors import UserError
 from gancomposer.encoding import HOLD, ONSET, TIE, PianoRoll, Voices
-from gancomposer.losses import feature_matching
+from gancomposer.losses import feature_matching, matching
 from gancomposer.model import BarPositions, Discriminator, PieceStatistics, grid_features
 from gancomposer.train import train
 
@@ -118,6 +118,18 @@ def test_chromaticity_matching_pulls_g_toward_fewer_pitch_classes():
     assert (fake.grad[0, 0, :12] > 0).all()  # fewer onsets lower the loss
     with pytest.raises(UserError, match="d_statistics"):  # computed by D's statistics: none without them
         resolve("tiny", overrides=["chromaticity_matching=1"]).validate()
+
+
+def test_matching_adds_each_term_at_its_weight():
+    torch.manual_seed(0)
+    d = Discriminator(features_per_step=ROLL.features_per_step, hidden=8, statistics=ROLL)
+    real, fake = grid_features(chord_and_melody(), 3), torch.zeros(1, 8, ROLL.features_per_step)
+    cfg = resolve("tiny").train  # every matching weight 0
+    assert matching(cfg, d, real, fake, d(fake).features, None) == 0
+    cfg.chromaticity_matching, cfg.statistics_matching = 2.0, 0.5
+    expected = (0.5 * feature_matching(d.piece_statistics(real), d.piece_statistics(fake))
+                + 2.0 * feature_matching(d.statistics.chromaticity(real), d.statistics.chromaticity(fake)))
+    assert torch.allclose(matching(cfg, d, real, fake, d(fake).features, None), expected) and expected > 0
 
 
 def test_d_reads_the_statistics_and_old_ds_do_not():

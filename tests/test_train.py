@@ -197,6 +197,7 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(r1_gamma=1.0, d_freeze_below=0.6), dict(loss="wgan-gp", d_freeze_below=0.6),  # penalties while frozen
     dict(estimator="reinforce", mle_weight=1.0, adversarial_temperature=0.8), dict(estimator="reinforce", loss="hinge"),
     dict(mle_weight=1.0, adversarial_ratio=0.5, statistics_matching=1.0, d_statistics=True),
+    dict(mle_weight=1.0, statistics_matching=1.0, chromaticity_matching=1.0, feature_matching=0.1, d_statistics=True),
     dict(mle_weight=1.0, entropy_anchor=50.0), dict(mle_weight=1.0, adversarial_ratio=0.0, entropy_anchor=50.0),
     dict(entropy_anchor=50.0),  # beside the plain adversarial loss: no likelihood anchor (mle_weight=0)
 ])
