@@ -86,7 +86,7 @@ PRETRAIN_CAP = 12_000
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
 #: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords,
-#: G drawn at temperature 1.0 in the adversarial phase.
+#: G drawn at temperature 1.0 in the adversarial phase, no chromaticity matching.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
                    "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "chromaticity_matching": 0.0}
