@@ -330,17 +330,20 @@ def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_an
     assert from_stored({"model": {}, "train": {}}).train.adversarial_temperature == 1.0  # ... runs from before: 1.0
 
 
-def scripted_guard(monkeypatch, qualities: dict[int, float], confirm: dict[int, float] | None = None):
-    """The guard scores G by a script: quality by adversarial iterations done (a function of the run's state,
-    so a resumed run sees the same scores), on the second set by ``confirm`` where it says otherwise."""
+def scripted_guard(monkeypatch, qualities: dict[int, float], streams: dict[str, dict[int, float]] | None = None):
+    """The guard scores G by a script: ``qualities`` by the adversarial iterations done when those weights were
+    first scored (a function of the weights, so a resumed run, a rollback and the final choice between the
+    guard's best and the pre-trained G see the same scores); ``streams`` overrides it for one stream's pieces."""
     from gancomposer import guard
 
+    first_scored: dict[int, int] = {}
+
     def score(run, sampler=None, temperature=1.0, stream="guard"):
-        # the temperature is tuned on its own pieces, where this script peaks at 0.9; the guard's fixed
-        # pieces (which chose the weights at 1.0) would peak at 1.0
-        peak = 0.9 if stream == "tuning" else 1.0
-        table = {**qualities, **(confirm or {})} if stream == "confirm" else qualities
-        q = table[run.progress.adversarial_iters] - abs(temperature - peak) * (sampler is not None)
+        net = sampler or run.sampler
+        made = first_scored.setdefault(hash(b"".join(p.detach().numpy().tobytes() for p in net.parameters())),
+                                       run.progress.adversarial_iters)
+        # the temperature is tuned on its own pieces, where this script peaks at 0.9
+        q = {**qualities, **(streams or {}).get(stream, {})}[made] - abs(temperature - 0.9) * (stream == "tuning")
         return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}
 
     monkeypatch.setattr(guard, "score", score)
@@ -374,18 +377,40 @@ def test_quality_guard_keeps_the_best_and_rolls_back_when_worse(tiny_data, tmp_p
     assert all(torch.equal(best[m][k], last[m][k]) for m in ("G", "D", "G_ema") for k in best[m])
 
 
-def test_quality_guard_keeps_only_a_best_that_its_second_set_confirms(tiny_data, tmp_path, monkeypatch):
-    # iteration 2 is better on the fixed set but not on the second one: a lucky draw, not a better G
-    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.45, 6: 0.7}, confirm={2: 0.45})
-    cfg = tiny(**{**GUARDED, "adversarial_iters": 6, "guard_patience": 3})
+def test_quality_guard_scores_both_sets_and_rolls_back_only_beyond_its_tolerance(tiny_data, tmp_path, monkeypatch):
+    # iteration 2 draws a lucky 0.6 on the first set but 0.4 on the second: 0.5 pooled, not above the start's 0.5
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.48, 6: 0.49, 8: 0.47, 10: 0.55},
+                   streams={"confirm": {2: 0.4}})
+    cfg = tiny(**{**GUARDED, "adversarial_iters": 10, "guard_tolerance": 0.05})
     g = quiet_train(tiny_data, tmp_path / "g", cfg)["guard"]
-    assert (g["best_adversarial_iters"], g["best_quality"], g["rollbacks"]) == (6, 0.7, 0)
-    assert g["confirmed_gain"] == pytest.approx(0.2)
-    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.45, 6: 0.48}, confirm={2: 0.45})
+    # 4-8 lie within the tolerance of the best: no rollback, and the phase went on to 10
+    assert (g["best_adversarial_iters"], g["best_quality"], g["rollbacks"]) == (10, 0.55, 0)
+    _, info = weights(tmp_path / "g" / "checkpoints" / "best.safetensors")
+    assert info["guard"]["first_quality"] == 0.55 and info["guard"]["quality"] == 0.55
+    # with no tolerance, 4 and 6 count as worse: a rollback to the start's weights
+    g = quiet_train(tiny_data, tmp_path / "h", tiny(**{**GUARDED, "adversarial_iters": 10, "guard_tolerance": 0.0}))
+    assert g["guard"]["rollbacks"] == 1
+
+
+def test_the_default_model_must_beat_the_pre_trained_g_on_fresh_pieces(tiny_data, tmp_path, monkeypatch):
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.55})
+    cfg = tiny(**{**GUARDED, "adversarial_iters": 4})
+    g = quiet_train(tiny_data, tmp_path / "g", cfg)["guard"]
+    assert g["best_adversarial_iters"] == 2 and g["fresh"] == {
+        "kept": "adversarial", "temperature": 0.9, "adversarial_quality": 0.6, "pretrained_quality": 0.5}
+    _, info = weights(tmp_path / "g" / "checkpoints" / "best.safetensors")
+    assert info["kept"] == "adversarial" and info["progress"]["adversarial_iters"] == 2
+    # on the tuning stream's pieces iteration 2 scores below the pre-trained G: the run hands over the latter
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.55}, streams={"tuning": {2: 0.45}})
     g = quiet_train(tiny_data, tmp_path / "h", cfg)["guard"]
-    assert (g["best_adversarial_iters"], g["gain"], g["confirmed_gain"], g["rollbacks"]) == (0, 0.0, 0.0, 1)
-    _, info = weights(tmp_path / "h" / "checkpoints" / "best.safetensors")
-    assert info["progress"]["adversarial_iters"] == 0
+    assert g["best_adversarial_iters"] == 2 and g["fresh"]["kept"] == "pretrained"
+    best, info = weights(tmp_path / "h" / "checkpoints" / "best.safetensors")
+    pretrained, _ = weights(tmp_path / "h" / "checkpoints" / "pretrained.safetensors")
+    assert info["kept"] == "pretrained" and info["progress"]["adversarial_iters"] == 0 and info["temperature"] == 0.9
+    assert all(torch.equal(best["G"][k], pretrained["G"][k]) for k in best["G"])
+    from gancomposer.cli import _guard_summary
+
+    assert "the end of pre-training" in _guard_summary(g) and "so the pre-trained G was kept" in _guard_summary(g)
 
 
 def test_quality_guard_rolls_back_to_the_kept_weights_not_the_latest(tiny_data, tmp_path, monkeypatch):
@@ -504,15 +529,17 @@ def test_guard_steps_aside_with_a_single_training_piece(tmp_path):
     assert any("quality guard needs at least 2 training pieces" in line for line in lines)
 
 
-def test_train_says_where_the_default_model_came_from_and_what_both_guard_sets_saw():
+def test_train_says_where_the_default_model_came_from_and_what_fresh_pieces_saw():
     from gancomposer.cli import _guard_summary
 
     g = {"best_adversarial_iters": 75, "best_quality": 0.25, "pretrained_quality": 0.2, "gain": 0.05,
-         "confirmed_gain": 0.02, "rollbacks": 1, "stopped_early": False, "temperature": 0.95}
+         "fresh": {"kept": "adversarial", "temperature": 0.95, "adversarial_quality": 0.24,
+                   "pretrained_quality": 0.22}, "rollbacks": 1, "stopped_early": False, "temperature": 0.95}
     line = _guard_summary(g)
-    assert "adversarial iteration 75" in line and "(+0.050; on the guard's second set +0.020)" in line
-    assert "temperature 0.95" in line and "ended early" not in line
-    old = _guard_summary({**g, "best_adversarial_iters": 0, "confirmed_gain": None, "stopped_early": True})
-    assert "the end of pre-training" in old and "second set" not in old and "phase ended early" in old
-    assert "accuracy) 0.250" in line and "accuracy, at temperature 0.9) 0.250" in _guard_summary(
+    assert "adversarial iteration 75" in line and "0.250 against 0.200 after pre-training (+0.050)" in line
+    assert "the guard's best 0.240 against the pre-trained G's 0.220 (+0.020)" in line
+    assert "temperature 0.95" in line and "ended early" not in line and "was kept" not in line
+    old = _guard_summary({**g, "best_adversarial_iters": 0, "fresh": None, "stopped_early": True})
+    assert "the end of pre-training" in old and "fresh" not in old and "phase ended early" in old
+    assert "accuracy, at temperature 0.9) 0.250" in _guard_summary(
         {**g, "adversarial_temperature": 0.9})  # the temperature the phase drew G at, and the guard scored it

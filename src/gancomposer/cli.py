@@ -112,19 +112,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _guard_summary(g: dict) -> str:
     """The line that says where a run's default model came from and what the adversarial phase did."""
-    where = ("the end of pre-training" if g["best_adversarial_iters"] == 0
-             else f"adversarial iteration {g['best_adversarial_iters']}")
-    gains = f"{g['gain']:+.3f}"
-    if g["confirmed_gain"] is not None:
-        gains += f"; on the guard's second set {g['confirmed_gain']:+.3f}"
+    fresh = g.get("fresh")
+    kept_pretrained = g["best_adversarial_iters"] == 0 or (fresh or {}).get("kept") == "pretrained"
+    where = "the end of pre-training" if kept_pretrained else f"adversarial iteration {g['best_adversarial_iters']}"
     drawn = f", at temperature {g['adversarial_temperature']:g}" if g.get("adversarial_temperature") else ""
-    line = (f"default model (checkpoints/best.safetensors): {where}; quality (overlap area - two-sample accuracy"
-            f"{drawn}) {g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after pre-training ({gains}); "
-            f"{g['rollbacks']} rollbacks")
+    line = (f"default model (checkpoints/best.safetensors): {where}; the guard's best (quality = overlap area - "
+            f"two-sample accuracy{drawn}) {g['best_quality']:.3f} against {g['pretrained_quality']:.3f} after "
+            f"pre-training ({g['gain']:+.3f}); {g['rollbacks']} rollbacks")
     if g["stopped_early"]:
         line += "; phase ended early"
+    if fresh and "adversarial_quality" in fresh:
+        a, b = fresh["adversarial_quality"], fresh["pretrained_quality"]
+        line += (f"; on fresh pieces, each at its best temperature, the guard's best {a:.3f} against the pre-trained "
+                 f"G's {b:.3f} ({a - b:+.3f}{', so the pre-trained G was kept' if a <= b else ''})")
     if g.get("temperature"):
-        line += f"; it composes at temperature {g['temperature']:g}, where the guard scores it best"
+        line += f"; it composes at temperature {g['temperature']:g}, where it scores best"
     return line
 
 

@@ -86,10 +86,12 @@ PRETRAIN_CAP = 12_000
 #: Settings added after checkpoints were first written, with the value that reproduces (or truly describes) the
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
 #: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords,
-#: G drawn at temperature 1.0 in the adversarial phase, no chromaticity matching.
+#: G drawn at temperature 1.0 in the adversarial phase, no chromaticity matching, a guard that counted any score
+#: below the best as worse.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
-                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "chromaticity_matching": 0.0}
+                   "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "chromaticity_matching": 0.0,
+                   "guard_tolerance": 0.0}
 
 
 @dataclass
@@ -152,12 +154,15 @@ class TrainConfig:
     balance_rate: float = setting(0.05, "how fast D's learning rate follows its held-out accuracy")
     # --- the quality guard of the adversarial phase ---
     guard_every: int = setting(25, "adversarial iterations between quality-guard evaluations (0: no guard)")
-    guard_patience: int = setting(3, "guard evaluations in a row below the best before rolling back to it")
+    guard_patience: int = setting(3, "guard evaluations in a row below the best (by more than guard_tolerance) "
+                                     "before rolling back to it")
+    guard_tolerance: float = setting(0.03, "how far below the best quality an evaluation must score to count as "
+                                           "worse: about twice the spread of one evaluation's score")
     guard_lr_decay: float = setting(0.5, "G's learning rate is multiplied by this at each rollback")
     guard_rollbacks: int = setting(3, "rollbacks before the guard ends the adversarial phase")
-    tune_temperature: bool = setting(True, "at the end, store the sampling temperature (0.8-1.1) at which the "
-                                           "default model's 8-bar pieces score best (fresh pieces, scored as the "
-                                           "guard scores)")
+    tune_temperature: bool = setting(True, "at the end, score the guard's best and the pre-trained G at each "
+                                           "sampling temperature (0.8-1.1) on fresh 8-bar pieces, as the guard "
+                                           "scores, and keep the better at its best temperature")
     # --- bookkeeping (counted in training iterations of all phases together) ---
     seed: int = setting(0, "random seed (same seed, same run on the CPU)")
     log_every: int = setting(10, "iterations between log lines and TensorBoard points")
@@ -193,7 +198,7 @@ class TrainConfig:
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
                      "mle_weight", "statistics_matching", "chromaticity_matching", "adversarial_ratio",
-                     "adversarial_temperature", "entropy_anchor"):
+                     "adversarial_temperature", "entropy_anchor", "guard_tolerance"):
             _within(self, name, 0, math.inf)
         if self.adversarial_ratio > 0 and self.mle_weight == 0:
             raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "

@@ -64,10 +64,8 @@ class Progress:
     guard_last_iter: int = -1  # adversarial iterations done at the last evaluation
     guard_start: float | None = None  # quality of the pre-trained G
     guard_best: float = -math.inf
-    guard_start_confirm: float | None = None  # the pre-trained G's quality on the guard's second set
-    guard_best_confirm: float = -math.inf  # the best G's quality on the second set, which a new best must beat
     guard_best_iter: int = 0  # adversarial iterations done when the best G was made
-    guard_worse: int = 0  # evaluations in a row below the best
+    guard_worse: int = 0  # evaluations in a row below the best by more than guard_tolerance
     guard_rollbacks: int = 0
     lr_g_scale: float = 1.0  # G's adversarial learning rate is lr_g times this
     adversarial_stopped: bool = False  # the guard ended the phase early
@@ -76,6 +74,8 @@ class Progress:
     reward_baseline: float | None = None  # REINFORCE's moving average of G's rewards
     adversarial_weight: float = 0.0  # the weight of G's adversarial terms in its last update (adversarial_ratio)
     temperature: float | None = None  # the sampling temperature stored with the default model at the end
+    pretrained_sweep: dict | None = None  # the pre-trained G's rows on the tuning stream, by temperature
+    fresh: dict | None = None  # the final choice between the guard's best and the pre-trained G (guard.py)
     adversarial_temperature: float | None = None  # G's temperature in D's pre-training and the adversarial phase
     entropy_pre: float | None = None  # the pre-trained G's mean entropy along its own pieces (entropy_anchor)
     entropy_pre_n: int = 0  # batches in that mean
@@ -139,7 +139,8 @@ class Run:
         elif p.adversarial_temperature is None:
             from . import guard
 
-            p.adversarial_temperature = guard.agreed(self, lambda: guard.best_temperature(self)[0])
+            t, sweep = guard.agreed(self, lambda: guard.best_temperature(self))
+            p.adversarial_temperature, p.pretrained_sweep = t, {str(k): row for k, row in sweep.items()}
         return p.adversarial_temperature
 
     @property
@@ -463,7 +464,6 @@ def summary(run: Run) -> dict:
             "guard": None if not p.guard_evals else {
                 "best_adversarial_iters": p.guard_best_iter, "best_quality": p.guard_best,
                 "pretrained_quality": p.guard_start, "gain": p.guard_best - p.guard_start,
-                "confirmed_gain": None if p.guard_start_confirm is None  # a run begun before the second set
-                else p.guard_best_confirm - p.guard_start_confirm,
+                "fresh": p.fresh,
                 "rollbacks": p.guard_rollbacks, "stopped_early": p.adversarial_stopped,
                 "temperature": p.temperature, "adversarial_temperature": p.adversarial_temperature}}
