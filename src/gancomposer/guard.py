@@ -161,7 +161,12 @@ def best_temperature(run: Run, sampler=None) -> tuple[float, dict]:
     if run.guard_reference is None:
         return 1.0, {}
     sweep = {t: score(run, sampler, t, stream="tuning") for t in TEMPERATURES}
-    return max(TEMPERATURES, key=lambda t: (sweep[t]["quality"], -abs(t - 1.0))), sweep
+    return _best_of(sweep), sweep
+
+
+def _best_of(sweep: dict[float, dict]) -> float:
+    """The temperature whose row scores best (ties: the one nearest 1.0)."""
+    return max(sweep, key=lambda t: (sweep[t]["quality"], -abs(t - 1.0)))
 
 
 def tune_temperature(run: Run) -> dict | None:
@@ -184,8 +189,9 @@ def tune_temperature(run: Run) -> dict | None:
         earlier = p.pretrained_sweep  # scored when the phase began, when its temperature was tuned
         sweeps["pretrained"] = ({float(t): row for t, row in earlier.items()} if earlier else
                                 best_temperature(run, _sampler(run, checkpoint.load(pretrained)[0][key]))[1])
-    kept, chosen = max(((name, t) for name in sweeps for t in TEMPERATURES),  # ties: the pre-trained G, then 1.0
-                       key=lambda c: (sweeps[c[0]][c[1]]["quality"], c[0] == "pretrained", -abs(c[1] - 1.0)))
+    at = {name: _best_of(sweep) for name, sweep in sweeps.items()}
+    kept = max(sweeps, key=lambda name: (sweeps[name][at[name]]["quality"], name == "pretrained"))  # ties: pre-trained
+    chosen = at[kept]
     if kept != own:
         with atomic_path(best) as tmp:
             shutil.copyfile(pretrained, tmp)
