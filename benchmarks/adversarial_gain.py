@@ -11,11 +11,19 @@ to seed, as much as the phase changes it). The last checkpoint is scored with se
 per run with the difference, and the spread of one model's score over the three sampling seeds (the sampling
 noise of one set of 96) once per style.
 
+With ``--control``, each run's adversarial phase is also run again without D's pull: from the run's own
+checkpoint at the end of D's pre-training, resumed with G's adversarial terms scaled to nothing
+(``adversarial_ratio=1e-9``), so the likelihood anchor, the moving average of G's weights, the guard and the last
+check act exactly as in the run. Its default model is scored the same way, at the same temperature, and a second
+table gives what D's pull adds: the run's default model minus the control's. A gain the control matches is the
+anchor's, not the adversarial method's. Both default models are also scored each at the temperature it composes
+at (its last check's choice), since a sharpened G and one that is not are best at different temperatures.
+
 Resumable: each finished run leaves ``OUT/STYLE-sSEED/result.json`` and is skipped next time; an unfinished
 run is continued with ``--resume``. Run it in the background:
 
     python benchmarks/adversarial_gain.py --out runs/gain [--styles oneills-irish,ryans-mammoth,monteverdi]
-        [--seeds 0,1,2] [--window-bars N] [key=value ...]
+        [--seeds 0,1,2] [--window-bars N] [--control] [key=value ...]
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -43,6 +52,10 @@ STYLES = {"bach-chorales": None, "oneills-irish": None, "ryans-mammoth": None,
 #: are what is measured (about 5 minutes a run on 2 cores).
 SHORT = ["pretrain_iters=1200", "eval_every=400", "checkpoint_every=400", "samples=0"]
 HEADLINE = ("overlap_area", "two_sample_accuracy", "frechet_distance")
+#: The control's change to the recipe: D's pull on G (its loss and the matching terms, rescaled together against
+#: the likelihood anchor) a billionth of the anchor's, so G learns from the anchor alone; D still trains, so the
+#: control draws the same random numbers as the run.
+CONTROL = ["adversarial_ratio=1e-9"]
 
 
 def dataset(style: str, root: Path, window_bars: int) -> Path:
@@ -110,6 +123,53 @@ def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str], wi
     return result
 
 
+def control_run(style: str, seed: int, root: Path, preset: str, extra: list[str], window_bars: int,
+                temperature: float) -> dict:
+    """The run's adversarial phase again without D's pull (:data:`CONTROL`), resumed from the run's checkpoint at
+    the end of D's pre-training; its default model scored as the run's, at ``temperature``. Kept in
+    ``control.json``."""
+    folder = root / f"{style}-s{seed}"
+    done = folder / "control.json"
+    data = dataset(style, root, window_bars)
+    if done.is_file():  # without "composing": trained and scored, not yet scored where each model composes
+        control = json.loads(done.read_text())
+        return control if "composing" in control else composing(folder, data, control)
+    config = resolve(preset, None, SHORT + extra + [f"seed={seed}"] + CONTROL)
+    run, ctl = folder / "run", folder / "control"
+    stored = json.loads((run / "config.json").read_text())["train"]
+    step = stored["pretrain_iters"] + stored["d_pretrain_iters"]
+    if not any((ctl / "checkpoints").glob("step-*.safetensors")):
+        start = run / "checkpoints" / f"step-{step:06d}"
+        if not start.with_suffix(".safetensors").is_file():
+            sys.exit(f"{run}: no checkpoint at the end of D's pre-training (step {step}) to start the control from")
+        (ctl / "checkpoints").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / "config.json", ctl / "config.json")
+        for suffix in (".safetensors", ".state.pt"):
+            shutil.copyfile(start.with_suffix(suffix), ctl / "checkpoints" / start.with_suffix(suffix).name)
+    t = time.perf_counter()
+    summary = train(data, ctl, config, resume=True, progress=False, log=lambda s: None)
+    default, noise = mean_score(ctl / "checkpoints" / "best.safetensors", data, temperature)
+    result = {"minutes": (time.perf_counter() - t) / 60, "guard": summary["guard"], "temperature": temperature,
+              "default": default, "noise": noise}
+    done.write_text(json.dumps(result, indent=1))
+    return composing(folder, data, result)
+
+
+def composing(folder: Path, data: Path, control: dict) -> dict:
+    """``control`` with both default models also scored each at the temperature it composes at (its last check's
+    choice), where that differs from the phase's: D's pull sharpens G, so at the phase's (low) temperature the
+    control, which is not sharpened, could look worse than it is where it is used. Kept in ``control.json``."""
+    own = {}
+    for name, result in (("run", json.loads((folder / "result.json").read_text())), ("control", control)):
+        t = ((result.get("guard") or {}).get("fresh") or {}).get("temperature") or result["temperature"]
+        weights = folder / name / "checkpoints" / "best.safetensors"
+        own[name] = {"temperature": t, "scores": result["default"] if t == result["temperature"] else
+                     mean_score(weights, data, t)[0]}
+    control = {**control, "composing": own}
+    (folder / "control.json").write_text(json.dumps(control, indent=1))
+    return control
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/gain")
@@ -119,6 +179,8 @@ def main() -> None:
                     "(default: the default recipe, no preset)")
     ap.add_argument("--window-bars", type=int, default=PrepareOptions().window_bars,
                     help="bars of 4/4 per training window (prepare's --window-bars)")
+    ap.add_argument("--control", action="store_true", help="also run each adversarial phase without D's pull "
+                    "and print what the pull adds")
     ap.add_argument("overrides", nargs="*", help="settings of the recipe under test (key=value)")
     args = ap.parse_args()
     root = Path(args.out)
@@ -131,6 +193,7 @@ def main() -> None:
           "gain in overlap | gain in two-sample (lower is better) | both better | last checkpoint |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     better = total = 0
+    controls = []
     for style in args.styles.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             r = one_run(style, seed, root, args.preset, args.overrides, args.window_bars)
@@ -142,12 +205,44 @@ def main() -> None:
             last = fmt(r["last"]) if "last" in r else "-"
             print(f"| {style} | {seed} | {r.get('temperature', 1.0):g} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | "
                   f"{d_oa:+.3f} | {d_acc:+.3f} | {'yes' if both else 'no'} | {last} |", flush=True)
+            if args.control:
+                c = control_run(style, seed, root, args.preset, args.overrides, args.window_bars, r["temperature"])
+                controls.append((style, seed, r, c))
             if seed == 0:
                 n = r["noise"]
                 print(f"|  | sampling noise (3 seeds, one model) | | | | | ±{n['overlap_area']:.3f} | "
                       f"±{n['two_sample_accuracy']:.3f} | | |", flush=True)
     print(f"\nthe adversarial phase improved both numbers in {better} of {total} runs")
+    if controls:
+        print_controls(controls)
     sys.stdout.flush()
+
+
+def print_controls(controls: list[tuple[str, int, dict, dict]]) -> None:
+    """The second table: each run's gain, its control's, and what D's pull adds (the difference)."""
+    print("\n| style | seed | temperature | gain of the run: overlap / two-sample | gain without D's pull (control) | "
+          "what D's pull adds | both better | each where it composes: run (T) / control (T) | what D's pull adds "
+          "there | control's guard choice | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    adds = adds_there = 0
+    for style, seed, r, c in controls:
+        gain = {k: r["default"][k] - r["pretrained"][k] for k in HEADLINE}
+        bare = {k: c["default"][k] - r["pretrained"][k] for k in HEADLINE}
+        pull = {k: r["default"][k] - c["default"][k] for k in HEADLINE}
+        both = pull["overlap_area"] > 0 and pull["two_sample_accuracy"] < 0
+        adds += both
+        pair = lambda x: f"{x['overlap_area']:+.3f} / {x['two_sample_accuracy']:+.3f}"  # noqa: E731
+        guard = c.get("guard") or {}
+        run, bare_own = c["composing"]["run"], c["composing"]["control"]
+        there = {k: run["scores"][k] - bare_own["scores"][k] for k in HEADLINE}
+        adds_there += there["overlap_area"] > 0 and there["two_sample_accuracy"] < 0
+        own = lambda x: (f"{x['scores']['overlap_area']:.3f} / {x['scores']['two_sample_accuracy']:.3f} "  # noqa: E731
+                         f"({x['temperature']:g})")
+        print(f"| {style} | {seed} | {r['temperature']:g} | {pair(gain)} | {pair(bare)} | {pair(pull)} | "
+              f"{'yes' if both else 'no'} | {own(run)} / {own(bare_own)} | {pair(there)} | "
+              f"{guard.get('best_adversarial_iters', '-')} | {c['minutes']:.1f} |", flush=True)
+    print(f"\nD's pull added to both numbers in {adds} of {len(controls)} runs at the phase's temperature, and in "
+          f"{adds_there} with each model where it composes")
 
 
 if __name__ == "__main__":
