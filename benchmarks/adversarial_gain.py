@@ -124,16 +124,16 @@ def one_run(style: str, seed: int, root: Path, preset: str, extra: list[str], wi
 
 
 def control_run(style: str, seed: int, root: Path, preset: str, extra: list[str], window_bars: int,
-                temperature: float) -> dict:
+                run_result: dict) -> dict:
     """The run's adversarial phase again without D's pull (:data:`CONTROL`), resumed from the run's checkpoint at
-    the end of D's pre-training; its default model scored as the run's, at ``temperature``. Kept in
-    ``control.json``."""
+    the end of D's pre-training; its default model scored as the run's (``run_result``, from :func:`one_run`), at
+    the same temperature. Kept in ``control.json``."""
     folder = root / f"{style}-s{seed}"
     done = folder / "control.json"
     data = dataset(style, root, window_bars)
     if done.is_file():  # without "composing": trained and scored, not yet scored where each model composes
         control = json.loads(done.read_text())
-        return control if "composing" in control else composing(folder, data, control)
+        return control if "composing" in control else composing(folder, data, run_result, control)
     config = resolve(preset, None, SHORT + extra + [f"seed={seed}"] + CONTROL)
     run, ctl = folder / "run", folder / "control"
     stored = json.loads((run / "config.json").read_text())["train"]
@@ -148,19 +148,20 @@ def control_run(style: str, seed: int, root: Path, preset: str, extra: list[str]
             shutil.copyfile(start.with_suffix(suffix), ctl / "checkpoints" / start.with_suffix(suffix).name)
     t = time.perf_counter()
     summary = train(data, ctl, config, resume=True, progress=False, log=lambda s: None)
+    temperature = run_result["temperature"]
     default, noise = mean_score(ctl / "checkpoints" / "best.safetensors", data, temperature)
     result = {"minutes": (time.perf_counter() - t) / 60, "guard": summary["guard"], "temperature": temperature,
               "default": default, "noise": noise}
     done.write_text(json.dumps(result, indent=1))
-    return composing(folder, data, result)
+    return composing(folder, data, run_result, result)
 
 
-def composing(folder: Path, data: Path, control: dict) -> dict:
+def composing(folder: Path, data: Path, run_result: dict, control: dict) -> dict:
     """``control`` with both default models also scored each at the temperature it composes at (its last check's
     choice), where that differs from the phase's: D's pull sharpens G, so at the phase's (low) temperature the
     control, which is not sharpened, could look worse than it is where it is used. Kept in ``control.json``."""
     own = {}
-    for name, result in (("run", json.loads((folder / "result.json").read_text())), ("control", control)):
+    for name, result in (("run", run_result), ("control", control)):
         t = ((result.get("guard") or {}).get("fresh") or {}).get("temperature") or result["temperature"]
         weights = folder / name / "checkpoints" / "best.safetensors"
         own[name] = {"temperature": t, "scores": result["default"] if t == result["temperature"] else
@@ -206,7 +207,7 @@ def main() -> None:
             print(f"| {style} | {seed} | {r.get('temperature', 1.0):g} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | "
                   f"{d_oa:+.3f} | {d_acc:+.3f} | {'yes' if both else 'no'} | {last} |", flush=True)
             if args.control:
-                c = control_run(style, seed, root, args.preset, args.overrides, args.window_bars, r["temperature"])
+                c = control_run(style, seed, root, args.preset, args.overrides, args.window_bars, r)
                 controls.append((style, seed, r, c))
             if seed == 0:
                 n = r["noise"]
