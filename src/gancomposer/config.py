@@ -145,9 +145,6 @@ class TrainConfig:
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends; "
                                                   "1.0 without the guard)")
-    adversarial_temperature_spread: float = setting(0.0, "G's pieces in D's pre-training and the adversarial phase "
-                                                         "are each drawn at a temperature uniform within +- this of "
-                                                         "adversarial_temperature")
     ema_decay: float = setting(0.995, "moving average of G's weights used for sampling (0: off)")
     estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
                              "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
@@ -163,9 +160,6 @@ class TrainConfig:
                                            "worse: about twice the spread of one evaluation's score")
     guard_lr_decay: float = setting(0.5, "G's learning rate is multiplied by this at each rollback")
     guard_rollbacks: int = setting(3, "rollbacks before the guard ends the adversarial phase")
-    guard_sweep: bool = setting(False, "the guard scores G at every temperature the run may compose at (0.8-1.1) "
-                                       "and takes the mean, so a G merely sharper or looser is not kept; the last "
-                                       "check compares the two models the same way")
     tune_temperature: bool = setting(True, "at the end, score the guard's best and the pre-trained G at each "
                                            "sampling temperature (0.8-1.1) on fresh 8-bar pieces, as the guard "
                                            "scores, and keep the better at its best temperature")

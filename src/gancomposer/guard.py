@@ -53,9 +53,6 @@ T = TypeVar("T")
 # lucky draws and rolled back on unlucky ones); on sets of 512 by 0.019-0.021, for 1-2 s more per evaluation
 GUARD_PIECES = 512
 GUARD_BARS = 8  # bars per piece: as long as composed by default (two of evaluate's 4-bar windows)
-# pieces per set and temperature when the guard scores G across temperatures (``guard_sweep``): seven sets of 128
-# for each of its two, 1.75 times the pieces of one temperature's sets
-SWEEP_PIECES = 128
 REFERENCE_WINDOWS = 2048  # at most about this many reference windows (their features are computed once)
 
 
@@ -78,11 +75,12 @@ def due(run: Run, final: bool = False) -> bool:
     return final or p.guard_evals == 0 or p.adversarial_iters % every == 0
 
 
-def score(run: Run, sampler=None, temperature: float = 1.0, stream: str = "guard", n: int = GUARD_PIECES) -> dict:
-    """The evaluate row of ``n`` pieces of ``GUARD_BARS`` bars against the training pieces, with the guard's
-    ``quality``. ``stream`` names the seeds of the pieces' latents and sampling (``guard``: the fixed set the
-    guard chooses G by; ``confirm``: the set that must agree; ``tuning``: the temperature's)."""
+def score(run: Run, sampler=None, temperature: float = 1.0, stream: str = "guard") -> dict:
+    """The evaluate row of ``GUARD_PIECES`` pieces of ``GUARD_BARS`` bars against the training pieces, with the
+    guard's ``quality``. ``stream`` names the seeds of the pieces' latents and sampling (``guard``: the fixed
+    set the guard chooses G by; ``confirm``: the set that must agree; ``tuning``: the temperature's)."""
     seeds = stream_seeds(run.cfg.seed)
+    n = GUARD_PIECES
     latents = seeds[f"{stream}_latents"]
     z = torch.randn(n, run.G.latent_dim, generator=torch.Generator().manual_seed(latents))
     grids = sample_grids(sampler or run.sampler, z.to(run.device), GUARD_BARS * run.steps_per_bar,
@@ -102,12 +100,8 @@ def agreed(run: Run, scored: Callable[[], T]) -> T:
 
 
 def pooled(run: Run, temperature: float) -> dict:
-    """The evaluate rows of both fixed sets averaged (the guard's score of G), with each set's quality; with
-    ``guard_sweep``, each set drawn at every temperature of :data:`TEMPERATURES` (``SWEEP_PIECES`` pieces at
-    each) and all of them averaged."""
-    temps, n = (TEMPERATURES, SWEEP_PIECES) if run.cfg.guard_sweep else ((temperature,), GUARD_PIECES)
-    sets = {s: [score(run, temperature=t, stream=s, n=n) for t in temps] for s in ("guard", "confirm")}
-    first, second = ({k: sum(row[k] for row in rows) / len(rows) for k in rows[0]} for rows in sets.values())
+    """The evaluate rows of both fixed sets averaged (the guard's score of G), with each set's quality."""
+    first, second = (score(run, temperature=temperature, stream=s) for s in ("guard", "confirm"))
     return {**{k: (first[k] + second[k]) / 2 for k in first}, "first_quality": first["quality"],
             "second_quality": second["quality"]}
 
@@ -196,10 +190,7 @@ def tune_temperature(run: Run) -> dict | None:
         sweeps["pretrained"] = ({float(t): row for t, row in earlier.items()} if earlier else
                                 best_temperature(run, _sampler(run, checkpoint.load(pretrained)[0][key]))[1])
     at = {name: _best_of(sweep) for name, sweep in sweeps.items()}
-    def judged(name: str) -> float:  # as the guard judged: at the best temperature, or across them (guard_sweep)
-        rows = list(sweeps[name].values()) if run.cfg.guard_sweep else [sweeps[name][at[name]]]
-        return sum(row["quality"] for row in rows) / len(rows)
-    kept = max(sweeps, key=lambda name: (judged(name), name == "pretrained"))  # ties: pre-trained
+    kept = max(sweeps, key=lambda name: (sweeps[name][at[name]]["quality"], name == "pretrained"))  # ties: pre-trained
     chosen = at[kept]
     if kept != own:
         with atomic_path(best) as tmp:

@@ -152,15 +152,6 @@ def adversarial_step(run: Run) -> None:
                            f"loss_g={loss_g:.3f} {rate:.2f} it/s")
 
 
-def fake_temperature(run: Run, rows: int) -> float | torch.Tensor:
-    """The temperature of G's pieces in D's pre-training and the adversarial phase: the phase's one, or with
-    ``adversarial_temperature_spread`` one per piece, uniform around it."""
-    t, spread = run.adversarial_temperature(), run.cfg.adversarial_temperature_spread
-    if not spread:
-        return t
-    return t + spread * (2 * torch.rand(rows, device=run.device) - 1)
-
-
 def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     """One update of D on real pieces (label 1) and fresh fakes (label 0), both with instance noise ``sigma``;
     with ``learn=False`` D only scores them (it is sitting out)."""
@@ -170,7 +161,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     b, steps = real.shape[:2]
     z = torch.randn(b, run.G.latent_dim, device=run.device)
     with torch.no_grad(), run.amp:
-        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=fake_temperature(run, b))
+        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot).float()
         if cfg.entropy_anchor > 0 and (not run.progress.adversarial_iters or run.progress.entropy_pre is None):
             run.progress.add_pre_entropy(mean_entropy(out.logits).item())  # G is the pre-trained G (or resumed)
@@ -203,7 +194,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
         out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau,
-                                                 temperature=fake_temperature(run, len(z)))
+                                                 temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
