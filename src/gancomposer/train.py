@@ -164,7 +164,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
         out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature())
         fake = onehot_to_features(out.onehot).float()
         if cfg.entropy_anchor > 0 and (not run.progress.adversarial_iters or run.progress.entropy_pre is None):
-            run.progress.add_pre_entropy(onset_rate(run, fake).item())  # TRIAL: the onset rate held
+            run.progress.add_pre_entropy(mean_entropy(out.logits).item())  # G is the pre-trained G (or resumed)
     if sigma > 0:
         real, fake = real + sigma * torch.randn_like(real), fake + sigma * torch.randn_like(fake)
     gp, r1 = learn and cfg.loss == "wgan-gp", learn and cfg.r1_gamma > 0
@@ -184,12 +184,6 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     norm = optimizer_step(run, loss, run.opt_d, run.D, "D's loss") if learn else 0.0
     run.progress.d_fake = torch.sigmoid(f.detach()).mean().item()
     return DStep(real_grid, cond, real, r, f, loss, norm)
-
-
-def onset_rate(run: Run, x: torch.Tensor) -> torch.Tensor:
-    """TRIAL: notes starting per grid step (all voices), the batch's mean."""
-    onsets = run.D.statistics.planes(x)[1] if not run.D.statistics.voices else run.D.statistics.cells(x)[:, :, 1:]
-    return onsets.float().sum() / (x.shape[0] * x.shape[1])
 
 
 def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
@@ -217,7 +211,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
-        spread = cfg.entropy_anchor * (onset_rate(run, fake) - p.entropy_pre) ** 2 if cfg.entropy_anchor else 0
+        spread = cfg.entropy_anchor * (mean_entropy(out.logits) - p.entropy_pre) ** 2 if cfg.entropy_anchor else 0
     total = (loss + anchor if cfg.mle_weight > 0 else loss) + spread
     # balanced: D's pull is rescaled to adversarial_ratio times the anchor's at every update (balance.py)
     gradients = (lambda: balance.g_gradients(run, loss, anchor, spread)) if balanced else None
