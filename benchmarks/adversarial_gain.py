@@ -17,7 +17,8 @@ checkpoint at the end of D's pre-training, resumed with G's adversarial terms sc
 check act exactly as in the run. Its default model is scored the same way, at the same temperature, and a second
 table gives what D's pull adds: the run's default model minus the control's. A gain the control matches is the
 anchor's, not the adversarial method's. Both default models are also scored each at the temperature it composes
-at (its last check's choice), since a sharpened G and one that is not are best at different temperatures.
+at (its last check's choice), since D's pull changes how spread and how busy G's choices are, so the two are
+best at different temperatures.
 
 Resumable: each finished run leaves ``OUT/STYLE-sSEED/result.json`` and is skipped next time; an unfinished
 run is continued with ``--resume``. Run it in the background:
@@ -158,8 +159,8 @@ def control_run(style: str, seed: int, root: Path, preset: str, extra: list[str]
 
 def composing(folder: Path, data: Path, run_result: dict, control: dict) -> dict:
     """``control`` with both default models also scored each at the temperature it composes at (its last check's
-    choice), where that differs from the phase's: D's pull sharpens G, so at the phase's (low) temperature the
-    control, which is not sharpened, could look worse than it is where it is used. Kept in ``control.json``."""
+    choice), where that differs from the phase's: D's pull changes how spread and how busy G's choices are, so at
+    the phase's temperature the control could look worse than it is where it is used. Kept in ``control.json``."""
     own = {}
     for name, result in (("run", run_result), ("control", control)):
         t = ((result.get("guard") or {}).get("fresh") or {}).get("temperature") or result["temperature"]
@@ -169,6 +170,31 @@ def composing(folder: Path, data: Path, run_result: dict, control: dict) -> dict
     control = {**control, "composing": own}
     (folder / "control.json").write_text(json.dumps(control, indent=1))
     return control
+
+
+def difference(a: dict, b: dict) -> dict:
+    """``a - b`` for each headline number."""
+    return {k: a[k] - b[k] for k in HEADLINE}
+
+
+def improves(d: dict) -> bool:
+    """Whether a difference is better on both numbers (overlap area up, two-sample accuracy down)."""
+    return d["overlap_area"] > 0 and d["two_sample_accuracy"] < 0
+
+
+def row(x: dict) -> str:
+    """Overlap area / two-sample accuracy / Fréchet distance."""
+    return f"{x['overlap_area']:.3f} / {x['two_sample_accuracy']:.3f} / {x['frechet_distance']:.1f}"
+
+
+def signed(d: dict) -> str:
+    """A difference of overlap area / two-sample accuracy."""
+    return f"{d['overlap_area']:+.3f} / {d['two_sample_accuracy']:+.3f}"
+
+
+def where_composed(x: dict) -> str:
+    """A model scored where it composes: overlap area / two-sample accuracy (temperature)."""
+    return f"{x['scores']['overlap_area']:.3f} / {x['scores']['two_sample_accuracy']:.3f} ({x['temperature']:g})"
 
 
 def main() -> None:
@@ -198,14 +224,13 @@ def main() -> None:
     for style in args.styles.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             r = one_run(style, seed, root, args.preset, args.overrides, args.window_bars)
-            a, b = r["pretrained"], r["default"]
-            d_oa, d_acc = b["overlap_area"] - a["overlap_area"], b["two_sample_accuracy"] - a["two_sample_accuracy"]
-            both = d_oa > 0 and d_acc < 0
+            gain = difference(r["default"], r["pretrained"])
+            both = improves(gain)
             better, total = better + both, total + 1
-            fmt = lambda x: f"{x['overlap_area']:.3f} / {x['two_sample_accuracy']:.3f} / {x['frechet_distance']:.1f}"  # noqa: E731
-            last = fmt(r["last"]) if "last" in r else "-"
-            print(f"| {style} | {seed} | {r.get('temperature', 1.0):g} | {r['minutes']:.1f} | {fmt(a)} | {fmt(b)} | "
-                  f"{d_oa:+.3f} | {d_acc:+.3f} | {'yes' if both else 'no'} | {last} |", flush=True)
+            last = row(r["last"]) if "last" in r else "-"
+            print(f"| {style} | {seed} | {r.get('temperature', 1.0):g} | {r['minutes']:.1f} | {row(r['pretrained'])} | "
+                  f"{row(r['default'])} | {gain['overlap_area']:+.3f} | {gain['two_sample_accuracy']:+.3f} | "
+                  f"{'yes' if both else 'no'} | {last} |", flush=True)
             if args.control:
                 c = control_run(style, seed, root, args.preset, args.overrides, args.window_bars, r)
                 controls.append((style, seed, r, c))
@@ -227,20 +252,16 @@ def print_controls(controls: list[tuple[str, int, dict, dict]]) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     adds = adds_there = 0
     for style, seed, r, c in controls:
-        gain = {k: r["default"][k] - r["pretrained"][k] for k in HEADLINE}
-        bare = {k: c["default"][k] - r["pretrained"][k] for k in HEADLINE}
-        pull = {k: r["default"][k] - c["default"][k] for k in HEADLINE}
-        both = pull["overlap_area"] > 0 and pull["two_sample_accuracy"] < 0
+        pull = difference(r["default"], c["default"])
+        both = improves(pull)
         adds += both
-        pair = lambda x: f"{x['overlap_area']:+.3f} / {x['two_sample_accuracy']:+.3f}"  # noqa: E731
         guard = c.get("guard") or {}
         run, bare_own = c["composing"]["run"], c["composing"]["control"]
-        there = {k: run["scores"][k] - bare_own["scores"][k] for k in HEADLINE}
-        adds_there += there["overlap_area"] > 0 and there["two_sample_accuracy"] < 0
-        own = lambda x: (f"{x['scores']['overlap_area']:.3f} / {x['scores']['two_sample_accuracy']:.3f} "  # noqa: E731
-                         f"({x['temperature']:g})")
-        print(f"| {style} | {seed} | {r['temperature']:g} | {pair(gain)} | {pair(bare)} | {pair(pull)} | "
-              f"{'yes' if both else 'no'} | {own(run)} / {own(bare_own)} | {pair(there)} | "
+        there = difference(run["scores"], bare_own["scores"])
+        adds_there += improves(there)
+        print(f"| {style} | {seed} | {r['temperature']:g} | {signed(difference(r['default'], r['pretrained']))} | "
+              f"{signed(difference(c['default'], r['pretrained']))} | {signed(pull)} | {'yes' if both else 'no'} | "
+              f"{where_composed(run)} / {where_composed(bare_own)} | {signed(there)} | "
               f"{guard.get('best_adversarial_iters', '-')} | {c['minutes']:.1f} |", flush=True)
     print(f"\nD's pull added to both numbers in {adds} of {len(controls)} runs at the phase's temperature, and in "
           f"{adds_there} with each model where it composes")
