@@ -7,8 +7,8 @@ import torch
 
 from gancomposer.config import TrainConfig
 from gancomposer.errors import UserError
-from gancomposer.losses import (LOSSES, feature_matching, get_loss, gradient_penalty, interpolate, mean_entropy,
-                                r1_penalty)
+from gancomposer.losses import (LOSSES, expected_onsets, feature_matching, get_loss, gradient_penalty, interpolate,
+                                mean_entropy, r1_penalty)
 
 
 def d_loss(kind, r, f, label_smoothing=0.0):
@@ -157,6 +157,20 @@ def test_both_estimators_train_g_toward_a_known_optimum(estimator):
         loss.backward()
         opt.step()
     assert sounding() > before + 0.2, (before, sounding())
+
+
+def test_expected_onsets_count_every_state_but_silence_and_hold():
+    from gancomposer.model import NEVER
+
+    # the roll's OFF / ONSET / HOLD: 0.3 of a note per cell, four cells a step
+    roll = torch.tensor([0.5, 0.3, 0.2]).log().expand(2, 5, 4, 3)
+    assert expected_onsets(roll, hold_state=2).item() == pytest.approx(4 * 0.3)
+    # the voices' REST / TIE / one onset per pitch, a pitch out of range ruled out: 0.4 of a note per voice
+    voices = torch.tensor([0.1, 0.5, 0.2, 0.2]).log()
+    voices = torch.cat([voices, torch.tensor([NEVER])]).expand(3, 6, 4, 5)
+    assert expected_onsets(voices, hold_state=1).item() == pytest.approx(4 * 0.4, rel=1e-5)
+    # hotter (the logits scaled down), a sparse distribution starts more notes
+    assert expected_onsets(roll / 1.3, hold_state=2) > expected_onsets(roll, hold_state=2)
 
 
 def test_mean_entropy_of_known_distributions_and_its_anchor_pulls_toward_the_target():

@@ -200,6 +200,7 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(mle_weight=1.0, statistics_matching=1.0, chromaticity_matching=1.0, feature_matching=0.1, d_statistics=True),
     dict(mle_weight=1.0, entropy_anchor=50.0), dict(mle_weight=1.0, adversarial_ratio=0.0, entropy_anchor=50.0),
     dict(entropy_anchor=50.0),  # beside the plain adversarial loss: no likelihood anchor (mle_weight=0)
+    dict(mle_weight=1.0, adversarial_ratio=0.5, orthogonal_pull=True, statistics_matching=1.0, d_statistics=True),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))
@@ -292,6 +293,30 @@ def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, 
     assert nll[20.0] < nll[0.0]
 
 
+def test_orthogonal_pull_takes_the_held_directions_out_of_ds_pull_before_rescaling_it():
+    from types import SimpleNamespace
+
+    from gancomposer.balance import g_gradients
+    from gancomposer.distributed import World
+    from gancomposer.run import Progress
+
+    net = torch.nn.Linear(4, 1, bias=False)
+    a, b = torch.tensor([[1.0, 2.0, 0.0, 3.0]]), torch.tensor([[0.0, 0.0, 5.0, 0.0]])
+    h1, h2 = torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    run = SimpleNamespace(G=net, progress=Progress(), cfg=TrainConfig(adversarial_ratio=2.0, mle_weight=1.0),
+                          world=World(0, 1, 0), device=torch.device("cpu"))
+    # the held quantities' gradients h1 and h2 span the first two weights: D's pull keeps only the fourth's part
+    g_gradients(run, 100 * net(a).sum(), net(b).sum(), held=[net(h1).sum(), 3 * net(h2).sum()])
+    pull = net.weight.grad - b
+    assert torch.allclose(pull, torch.tensor([[0.0, 0.0, 0.0, 10.0]]), atol=1e-5)  # 2 x the anchor's length 5
+    # a held direction the others already span adds nothing; an unheld pull is rescaled as it is
+    net.weight.grad = None
+    g_gradients(run, 100 * net(a).sum(), net(b).sum(), held=[net(h1).sum(), net(h1).sum()])
+    pull = net.weight.grad - b
+    assert pull[0, 0].abs() < 1e-5 and torch.linalg.vector_norm(pull) == pytest.approx(10.0)
+    assert torch.allclose(pull[0, 1:] / pull.norm(), a[0, 1:] / a[0, 1:].norm(), atol=1e-6)
+
+
 def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_anchors():
     from types import SimpleNamespace
 
@@ -320,6 +345,8 @@ def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_an
     assert torch.allclose(net.weight.grad, b + c + weight * 100 * a)
     with pytest.raises(UserError, match="adversarial_ratio"):
         tiny(adversarial_ratio=1.0, mle_weight=0.0).validate()
+    with pytest.raises(UserError, match="orthogonal_pull"):
+        tiny(orthogonal_pull=True).validate()  # the tiny preset does not rescale D's pull (adversarial_ratio=0)
     with pytest.raises(UserError, match="d_statistics"):  # nothing to match without D's statistics
         tiny(statistics_matching=1.0).validate()
     from gancomposer.config import from_stored

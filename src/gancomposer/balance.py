@@ -10,15 +10,26 @@ rate shrinks by ``exp(balance_rate * (target - accuracy))`` per iteration, below
 ``lr_d`` (after StyleGAN2-ADA, whose augmentation strength follows D's overfitting signal the same way).
 Held-out reals matter: a D that memorises the training pieces scores them high while still doing no better on
 unseen music.
+
+**D's pull on G is a multiple of the likelihood anchor's** (``adversarial_ratio``, :func:`g_gradients`).
+
+**D's pull keeps no part that temperature would also make** (``orthogonal_pull``, :func:`temperature_moves`).
+A sampling temperature changes two things about G's pieces: how many notes start, and how spread its choices
+are. D's pull changes the same two where they differ from the style at the phase's temperature (on the
+chorales it made G 2 % busier at every temperature), which only moves G along its temperature curve: better
+on one side of the temperature it was drawn at, worse on the other. Taking those directions out of the pull
+leaves what no temperature gives.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from . import distributed
+from .losses import expected_onsets, mean_entropy
 from .model import grid_features
 from .run import Run
 
@@ -52,20 +63,35 @@ def scale_after(scale: float, accuracy: float, target: float, rate: float) -> fl
     return min(1.0, max(MIN_SCALE, scale * math.exp(rate * (target - accuracy))))
 
 
+def temperature_moves(run: Run, logits: torch.Tensor) -> list[torch.Tensor]:
+    """What a change of sampling temperature moves, measured along G's own pieces (``logits``, drawn at the phase's
+    temperature): the notes G expects to start per step and the mean entropy of its choices. (Held also at a
+    temperature 0.3 hotter, they left the chorale phase nothing to gain: docs/measurements.md.)"""
+    return [expected_onsets(logits, run.G.hold_state), mean_entropy(logits)]
+
+
 def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor,
-                extra: torch.Tensor | float = 0.0) -> float:
+                extra: torch.Tensor | float = 0.0, held: Sequence[torch.Tensor] = ()) -> float:
     """Set G's gradients to those of ``w * adversarial + anchor + extra``, with ``w`` chosen afresh at every update
     so that the adversarial terms' gradient is ``adversarial_ratio`` times as long as the likelihood anchor's (after
     VQGAN's adaptive weight, here on the whole gradient). ``extra`` (the entropy anchor) keeps its own weight.
-    Returns ``w``, also kept in the run's progress.
+    With ``held`` (scalars of G's forward), the adversarial gradient first loses its components along their
+    gradients. Returns ``w``, also kept in the run's progress.
 
     Why: with fixed weights the adversarial gradient was 1.5-3 times as long as the anchor's on two collections of
     folk tunes and 60-90 times on five-voice madrigals (where most cells are easy-to-predict holds, so the
     anchor's gradient is small, and a confident D's is large): one setting meant a different method on every
-    style. The gradients are set by hand, so they are averaged over the processes here, not by DDP.
+    style. The gradients are set by hand, so they are averaged over the processes here, not by DDP (each process
+    takes its own pull apart against its own pieces' ``held``).
     """
     params = [p for p in run.G.parameters() if p.requires_grad]
-    g_adv = torch.autograd.grad(adversarial, params, allow_unused=True, retain_graph=torch.is_tensor(extra))
+    keep = bool(held) or torch.is_tensor(extra)  # the graph is used again
+    g_adv = torch.autograd.grad(adversarial, params, allow_unused=True, retain_graph=keep)
+    if held:
+        keep = torch.is_tensor(extra)
+        directions = [torch.autograd.grad(q, params, allow_unused=True, retain_graph=keep or i < len(held) - 1)
+                      for i, q in enumerate(held)]
+        g_adv = without(*(_filled(g, params) for g in (g_adv, *directions)))
     g_mle = torch.autograd.grad(anchor, params, allow_unused=True)
     n_adv, n_mle = total_norm(g_adv), total_norm(g_mle)
     weight = distributed.mean(run.cfg.adversarial_ratio * n_mle / n_adv if n_adv > 0 else 0.0, run.world,
@@ -77,6 +103,34 @@ def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor,
     distributed.average_gradients(params, run.world)
     run.progress.adversarial_weight = weight
     return weight
+
+
+def without(grads: list[torch.Tensor], *directions: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``grads`` (one tensor per parameter) less their components along each of ``directions`` (gradients of the
+    same parameters), which are made orthonormal first (Gram-Schmidt); a direction that the earlier ones already
+    span, to within ``1e-6`` of its length, is left out."""
+    basis = []
+    for d in directions:
+        length = total_norm(d)
+        for u in basis:
+            d = _minus(d, u)
+        n = total_norm(d)
+        if n > 1e-6 * length:
+            basis.append([x / n for x in d])
+    for u in basis:
+        grads = _minus(grads, u)
+    return grads
+
+
+def _minus(g: list[torch.Tensor], u: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``g`` less its component along the unit vector ``u``."""
+    dot = sum((x * y).sum() for x, y in zip(g, u))
+    return [x - dot * y for x, y in zip(g, u)]
+
+
+def _filled(grads, params) -> list[torch.Tensor]:
+    """``grads`` with zeros for the parameters they do not reach (``None``)."""
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
 
 def total_norm(grads) -> float:

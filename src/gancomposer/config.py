@@ -145,6 +145,10 @@ class TrainConfig:
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends; "
                                                   "1.0 without the guard)")
+    orthogonal_pull: bool = setting(False, "D's pull on G (its loss and the matching terms) without the part a "
+                                           "change of temperature would also make: less its components along the "
+                                           "gradients of the notes G expects to start per step and of the entropy "
+                                           "of its choices, along its own pieces (needs adversarial_ratio > 0)")
     ema_decay: float = setting(0.995, "moving average of G's weights used for sampling (0: off)")
     estimator: str = setting("gumbel", "G's gradient through its discrete samples: gumbel (straight-through "
                              "Gumbel-softmax) or reinforce (score function with a moving-average baseline, as "
@@ -204,6 +208,10 @@ class TrainConfig:
             raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "
                             "the likelihood anchor's, and mle_weight=0 turns the anchor off: set mle_weight > 0, or "
                             "adversarial_ratio=0")
+        if self.orthogonal_pull and self.adversarial_ratio == 0:
+            raise UserError("orthogonal_pull=true works on D's pull as adversarial_ratio takes it apart from the "
+                            "likelihood anchor, and adversarial_ratio=0 does not: set adversarial_ratio > 0, or "
+                            "orthogonal_pull=false")
 
     @property
     def total_iters(self) -> int:

@@ -97,6 +97,15 @@ def mean_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1).mean()
 
 
+def expected_onsets(logits: torch.Tensor, hold_state: int) -> torch.Tensor:
+    """Mean over pieces and steps of the notes expected to start per grid step under the categorical distributions
+    ``logits`` ``(B, T, P, S)``: the probability of every state but 0 (OFF or REST) and ``hold_state`` (HOLD or
+    TIE), summed over the cells."""
+    onset = torch.ones(logits.shape[-1], device=logits.device)
+    onset[0] = onset[hold_state] = 0
+    return (torch.softmax(logits.float(), -1) * onset).sum((-1, -2)).mean()
+
+
 def input_grad_norm2(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Per-sample squared norm of d(outputs)/d(inputs), kept in the graph for a double backward.
 

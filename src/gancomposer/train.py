@@ -213,8 +213,10 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
         spread = cfg.entropy_anchor * (mean_entropy(out.logits) - p.entropy_pre) ** 2 if cfg.entropy_anchor else 0
     total = (loss + anchor if cfg.mle_weight > 0 else loss) + spread
-    # balanced: D's pull is rescaled to adversarial_ratio times the anchor's at every update (balance.py)
-    gradients = (lambda: balance.g_gradients(run, loss, anchor, spread)) if balanced else None
+    # balanced: D's pull is rescaled to adversarial_ratio times the anchor's at every update, and with
+    # orthogonal_pull it keeps no part that a change of temperature would also make (balance.py)
+    held = balance.temperature_moves(run, out.logits) if cfg.orthogonal_pull else ()
+    gradients = (lambda: balance.g_gradients(run, loss, anchor, spread, held)) if balanced else None
     norm = optimizer_step(run, total, run.opt_g, run.G, "G's loss", gradients)
     update_ema(run.G_ema, run.G, cfg.ema_decay)
     return (p.adversarial_weight * loss.detach() + anchor.detach() + spread if balanced else total).item(), norm
