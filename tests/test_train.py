@@ -293,18 +293,24 @@ def test_mle_anchor_keeps_the_likelihood_during_adversarial_training(tiny_data, 
     assert nll[20.0] < nll[0.0]
 
 
-def test_orthogonal_pull_takes_the_held_directions_out_of_ds_pull_before_rescaling_it():
+def balanced_run(net: torch.nn.Module, ratio: float):
+    """The little of a run that ``balance.g_gradients`` reads: G (``net``), its settings, one process."""
     from types import SimpleNamespace
 
-    from gancomposer.balance import g_gradients
     from gancomposer.distributed import World
     from gancomposer.run import Progress
+
+    return SimpleNamespace(G=net, progress=Progress(), cfg=TrainConfig(adversarial_ratio=ratio, mle_weight=1.0),
+                           world=World(0, 1, 0), device=torch.device("cpu"))
+
+
+def test_orthogonal_pull_takes_the_held_directions_out_of_ds_pull_before_rescaling_it():
+    from gancomposer.balance import g_gradients
 
     net = torch.nn.Linear(4, 1, bias=False)
     a, b = torch.tensor([[1.0, 2.0, 0.0, 3.0]]), torch.tensor([[0.0, 0.0, 5.0, 0.0]])
     h1, h2 = torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
-    run = SimpleNamespace(G=net, progress=Progress(), cfg=TrainConfig(adversarial_ratio=2.0, mle_weight=1.0),
-                          world=World(0, 1, 0), device=torch.device("cpu"))
+    run = balanced_run(net, 2.0)
     # the held quantities' gradients h1 and h2 span the first two weights: D's pull keeps only the fourth's part
     g_gradients(run, 100 * net(a).sum(), net(b).sum(), held=[net(h1).sum(), 3 * net(h2).sum()])
     pull = net.weight.grad - b
@@ -318,18 +324,13 @@ def test_orthogonal_pull_takes_the_held_directions_out_of_ds_pull_before_rescali
 
 
 def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_anchors():
-    from types import SimpleNamespace
-
     from gancomposer.balance import g_gradients
-    from gancomposer.distributed import World
-    from gancomposer.run import Progress
 
     net = torch.nn.Linear(3, 1, bias=False)
     a, b = torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.0, 3.0, 0.0]])
     for ratio in (0.5, 2.0):
         net.weight.grad = None
-        run = SimpleNamespace(G=net, progress=Progress(), cfg=TrainConfig(adversarial_ratio=ratio, mle_weight=1.0),
-                              world=World(0, 1, 0), device=torch.device("cpu"))
+        run = balanced_run(net, ratio)
         # the adversarial term's gradient is 100 * a, 45 times as long as the anchor's (b)
         weight = g_gradients(run, 100 * net(a).sum(), net(b).sum())
         assert weight == pytest.approx(ratio * 3.0 / (100 * 5 ** 0.5))

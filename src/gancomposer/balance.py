@@ -11,8 +11,6 @@ rate shrinks by ``exp(balance_rate * (target - accuracy))`` per iteration, below
 Held-out reals matter: a D that memorises the training pieces scores them high while still doing no better on
 unseen music.
 
-**D's pull on G is a multiple of the likelihood anchor's** (``adversarial_ratio``, :func:`g_gradients`).
-
 **D's pull keeps no part that temperature would also make** (``orthogonal_pull``, :func:`temperature_moves`).
 A sampling temperature changes two things about G's pieces: how many notes start, and how spread its choices
 are. D's pull changes the same two where they differ from the style at the phase's temperature (on the
@@ -85,11 +83,10 @@ def g_gradients(run: Run, adversarial: torch.Tensor, anchor: torch.Tensor,
     takes its own pull apart against its own pieces' ``held``).
     """
     params = [p for p in run.G.parameters() if p.requires_grad]
-    keep = bool(held) or torch.is_tensor(extra)  # the graph is used again
-    g_adv = torch.autograd.grad(adversarial, params, allow_unused=True, retain_graph=keep)
+    reuse = torch.is_tensor(extra)  # the extra term's gradient is taken from the same graph at the end
+    g_adv = torch.autograd.grad(adversarial, params, allow_unused=True, retain_graph=reuse or bool(held))
     if held:
-        keep = torch.is_tensor(extra)
-        directions = [torch.autograd.grad(q, params, allow_unused=True, retain_graph=keep or i < len(held) - 1)
+        directions = [torch.autograd.grad(q, params, allow_unused=True, retain_graph=reuse or i < len(held) - 1)
                       for i, q in enumerate(held)]
         g_adv = without(*(_filled(g, params) for g in (g_adv, *directions)))
     g_mle = torch.autograd.grad(anchor, params, allow_unused=True)
