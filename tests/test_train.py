@@ -200,7 +200,9 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(mle_weight=1.0, statistics_matching=1.0, chromaticity_matching=1.0, feature_matching=0.1, d_statistics=True),
     dict(mle_weight=1.0, entropy_anchor=50.0), dict(mle_weight=1.0, adversarial_ratio=0.0, entropy_anchor=50.0),
     dict(entropy_anchor=50.0),  # beside the plain adversarial loss: no likelihood anchor (mle_weight=0)
-    dict(mle_weight=1.0, adversarial_ratio=0.5, orthogonal_pull=True, statistics_matching=1.0, d_statistics=True),
+    dict(mle_weight=1.0, adversarial_ratio=0.5, orthogonal_pull=True, statistics_matching=1.0, d_statistics=True,
+         temperature_spread=0.3),
+    dict(estimator="reinforce", mle_weight=1.0, temperature_spread=0.3),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))
@@ -321,6 +323,26 @@ def test_orthogonal_pull_takes_the_held_directions_out_of_ds_pull_before_rescali
     pull = net.weight.grad - b
     assert pull[0, 0].abs() < 1e-5 and torch.linalg.vector_norm(pull) == pytest.approx(10.0)
     assert torch.allclose(pull[0, 1:] / pull.norm(), a[0, 1:] / a[0, 1:].norm(), atol=1e-6)
+
+
+def test_temperature_spread_draws_each_piece_at_its_own_temperature_around_the_phases():
+    from types import SimpleNamespace
+
+    from gancomposer.run import Run
+
+    stand_in = SimpleNamespace(adversarial_temperature=lambda: 0.9, cfg=TrainConfig(temperature_spread=0.3),
+                               device=torch.device("cpu"))
+    torch.manual_seed(0)
+    t = Run.piece_temperatures(stand_in, 4000)
+    u = torch.log(t / 0.9) / 0.3  # uniform in [-1, 1]: as often hotter as cooler, by the same factors
+    assert t.shape == (4000,) and u.min() >= -1 and u.max() <= 1
+    assert u.min() < -0.99 and u.max() > 0.99 and abs(u.mean()) < 0.05 and u.std() == pytest.approx(3 ** -0.5, abs=0.02)
+    torch.manual_seed(0)
+    assert torch.equal(Run.piece_temperatures(stand_in, 4000), t)  # seeded: the same draws
+    stand_in.cfg = TrainConfig()
+    assert Run.piece_temperatures(stand_in, 4) == 0.9  # no spread: one temperature, as before
+    with pytest.raises(UserError, match="temperature_spread"):
+        tiny(temperature_spread=-0.1).validate()
 
 
 def test_adversarial_ratio_sets_the_adversarial_gradient_to_a_multiple_of_the_anchors():

@@ -145,6 +145,10 @@ class TrainConfig:
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends; "
                                                   "1.0 without the guard)")
+    temperature_spread: float = setting(0.0, "each of G's pieces in D's pre-training and the adversarial phase is "
+                                             "drawn at the phase's temperature times exp(u), u uniform in "
+                                             "[-spread, spread], so D sees (and G learns from) a range of "
+                                             "temperatures, not one")
     orthogonal_pull: bool = setting(False, "D's pull on G (its loss and the matching terms) without the part a "
                                            "change of temperature would also make: less its components along the "
                                            "gradients of the notes G expects to start per step and of the entropy "
@@ -202,7 +206,7 @@ class TrainConfig:
         _within(self, "guard_lr_decay", 0, 1, low_open=True)
         for name in ("balance_rate", "instance_noise", "r1_gamma", "gp_lambda", "feature_matching", "grad_clip",
                      "mle_weight", "statistics_matching", "chromaticity_matching", "adversarial_ratio",
-                     "adversarial_temperature", "entropy_anchor", "guard_tolerance"):
+                     "adversarial_temperature", "temperature_spread", "entropy_anchor", "guard_tolerance"):
             _within(self, name, 0, math.inf)
         if self.adversarial_ratio > 0 and self.mle_weight == 0:
             raise UserError(f"adversarial_ratio={self.adversarial_ratio} measures the adversarial gradient against "

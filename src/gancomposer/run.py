@@ -143,6 +143,14 @@ class Run:
             p.adversarial_temperature, p.pretrained_sweep = t, {str(k): row for k, row in sweep.items()}
         return p.adversarial_temperature
 
+    def piece_temperatures(self, rows: int) -> float | torch.Tensor:
+        """The temperature of each of ``rows`` pieces of G in D's pre-training and the adversarial phase."""
+        t, spread = self.adversarial_temperature(), self.cfg.temperature_spread
+        if not spread:
+            return t
+        u = torch.rand(rows, device=self.device) * 2 - 1
+        return t * torch.exp(spread * u)
+
     @property
     def cfg(self):
         return self.config.train

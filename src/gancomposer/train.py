@@ -161,7 +161,7 @@ def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
     b, steps = real.shape[:2]
     z = torch.randn(b, run.G.latent_dim, device=run.device)
     with torch.no_grad(), run.amp:
-        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.adversarial_temperature())
+        out = run.g_net(z, steps, cond=cond, tau=cfg.gumbel_tau, temperature=run.piece_temperatures(b))
         fake = onehot_to_features(out.onehot).float()
         if cfg.entropy_anchor > 0 and (not run.progress.adversarial_iters or run.progress.entropy_pre is None):
             run.progress.add_pre_entropy(mean_entropy(out.logits).item())  # G is the pre-trained G (or resumed)
@@ -194,7 +194,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
     z = torch.randn(d.real.shape[0], run.G.latent_dim, device=run.device)
     with run.amp:
         out = (run.G if balanced else run.g_net)(z, d.real_grid.shape[1], cond=d.cond, tau=cfg.gumbel_tau,
-                                                 temperature=run.adversarial_temperature())
+                                                 temperature=run.piece_temperatures(z.shape[0]))
         fake = onehot_to_features(out.onehot.detach() if reinforce else out.onehot)  # reinforce: no path via D
         if sigma > 0:
             fake = fake + sigma * torch.randn_like(fake)
