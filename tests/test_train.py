@@ -335,7 +335,7 @@ def test_temperature_spread_draws_each_piece_at_its_own_temperature_around_the_p
     torch.manual_seed(0)
     t = Run.piece_temperatures(stand_in, 4000)
     u = torch.log(t / 0.9) / 0.3  # uniform in [-1, 1]: as often hotter as cooler, by the same factors
-    assert t.shape == (4000,) and u.min() >= -1 and u.max() <= 1
+    assert t.shape == (4000,) and u.min() >= -1 - 1e-5 and u.max() <= 1 + 1e-5
     assert u.min() < -0.99 and u.max() > 0.99 and abs(u.mean()) < 0.05 and u.std() == pytest.approx(3 ** -0.5, abs=0.02)
     torch.manual_seed(0)
     assert torch.equal(Run.piece_temperatures(stand_in, 4000), t)  # seeded: the same draws
