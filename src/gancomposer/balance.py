@@ -64,9 +64,10 @@ def scale_after(scale: float, accuracy: float, target: float, rate: float) -> fl
 
 
 def temperature_moves(run: Run, logits: torch.Tensor) -> list[torch.Tensor]:
-    """What a change of sampling temperature moves, measured along G's own pieces (``logits``, drawn at the phase's
-    temperature): the notes G expects to start per step and the mean entropy of its choices. (Held also at a
-    temperature 0.3 hotter, they left the chorale phase nothing to gain: docs/measurements.md.)"""
+    """What a change of sampling temperature moves, measured along G's own pieces (``logits``, each drawn at its own
+    temperature: the phase's, or one of ``temperature_spread`` around it): the notes G expects to start per step
+    and the mean entropy of its choices. (Held also at a temperature 0.3 hotter, they left the chorale phase
+    nothing to gain: docs/measurements.md.)"""
     return [expected_onsets(logits, run.G.hold_state), mean_entropy(logits)]
 
 
