@@ -109,6 +109,7 @@ def test_double_backward_penalties_bypass_cudnn_and_match_the_cpu(penalty):
 @pytest.mark.parametrize("options", [
     {}, {"r1_gamma": 1.0}, {"loss": "wgan-gp"}, {"estimator": "reinforce", "mle_weight": 1.0},
     {"mle_weight": 1.0, "adversarial_ratio": 0.5, "statistics_matching": 1.0, "d_statistics": True},
+    {"mle_weight": 1.0, "adversarial_ratio": 0.5, "orthogonal_pull": True, "temperature_spread": 0.3},
     {"rnn": "gru", "amp": False},
 ])
 def test_a_run_on_cuda_writes_finite_float32_weights_that_compose_on_the_cpu(tiny_data, tmp_path, options):
