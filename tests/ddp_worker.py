@@ -54,7 +54,7 @@ def train_alone(data: str | Path, run: str | Path, extra: list[str]) -> dict[str
     return weights(trained(data, run, extra))
 
 
-def rank_dependent_score(run, sampler=None, temperature=1.0, stream="guard") -> dict:
+def rank_dependent_score(run, sampler=None, temperature=1.0, stream="guard", index=0) -> dict:
     q = (1 if run.world.rank == 0 else -1) * 0.01 * run.progress.adversarial_iters
     return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}
 

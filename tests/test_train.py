@@ -388,7 +388,7 @@ def scripted_guard(monkeypatch, qualities: dict[int, float], streams: dict[str, 
 
     first_scored: dict[int, int] = {}
 
-    def score(run, sampler=None, temperature=1.0, stream="guard"):
+    def score(run, sampler=None, temperature=1.0, stream="guard", index=0):
         net = sampler or run.sampler
         made = first_scored.setdefault(hash(b"".join(p.detach().numpy().tobytes() for p in net.parameters())),
                                        run.progress.adversarial_iters)
@@ -450,8 +450,11 @@ def test_the_default_model_must_beat_the_pre_trained_g_on_fresh_pieces(tiny_data
         "kept": "adversarial", "temperature": 0.9, "adversarial_quality": 0.6, "pretrained_quality": 0.5}
     _, info = weights(tmp_path / "g" / "checkpoints" / "best.safetensors")
     assert info["kept"] == "adversarial" and info["progress"]["adversarial_iters"] == 2
-    # on the tuning stream's pieces iteration 2 scores below the pre-trained G: the run hands over the latter
+    # the tuning stream only chooses each one's temperature: a poor draw of iteration 2 there decides nothing
     scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.55}, streams={"tuning": {2: 0.45}})
+    assert quiet_train(tiny_data, tmp_path / "t", cfg)["guard"]["fresh"]["kept"] == "adversarial"
+    # on the final sets iteration 2 scores below the pre-trained G: the run hands over the latter
+    scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.55}, streams={"final": {2: 0.45}})
     g = quiet_train(tiny_data, tmp_path / "h", cfg)["guard"]
     assert g["best_adversarial_iters"] == 2 and g["fresh"]["kept"] == "pretrained"
     best, info = weights(tmp_path / "h" / "checkpoints" / "best.safetensors")
@@ -479,7 +482,7 @@ def test_adversarial_phase_draws_g_where_the_pre_trained_g_scores_best(tiny_data
 
     scored = {"guard": set(), "confirm": set(), "tuning": set()}
 
-    def score(run, sampler=None, temperature=1.0, stream="guard"):
+    def score(run, sampler=None, temperature=1.0, stream="guard", index=0):
         scored[stream].add(temperature)
         q = 0.5 - abs(temperature - 0.9) if stream == "tuning" else 0.5 + 0.01 * run.progress.adversarial_iters
         return {"quality": q, "overlap_area": q, "two_sample_accuracy": 0.0, "frechet_distance": 1.0}

@@ -123,7 +123,7 @@ def _guard_summary(g: dict) -> str:
         line += "; phase ended early"
     if fresh and "adversarial_quality" in fresh:
         a, b = fresh["adversarial_quality"], fresh["pretrained_quality"]
-        line += (f"; on fresh pieces, each at its best temperature, the guard's best {a:.3f} against the pre-trained "
+        line += (f"; on fresh pieces, each at its own temperature, the guard's best {a:.3f} against the pre-trained "
                  f"G's {b:.3f} ({a - b:+.3f}{', so the pre-trained G was kept' if a <= b else ''})")
     if g.get("temperature"):
         line += f"; it composes at temperature {g['temperature']:g}, where it scores best"

@@ -44,7 +44,7 @@ def stream_seeds(seed: int, rank: int = 0) -> dict[str, int]:
             "sample_sampling": seed, "eval_latents": seed + 999, "eval_sampling": seed + 1,
             "guard_latents": seed + 4242, "guard_sampling": seed + 4243, "held_out": seed * 7919 + rank + 77,
             "tuning_latents": seed + 5151, "tuning_sampling": seed + 5152, "confirm_latents": seed + 6161,
-            "confirm_sampling": seed + 6162}
+            "confirm_sampling": seed + 6162, "final_latents": seed + 7171, "final_sampling": seed + 7172}
 
 
 @dataclass
