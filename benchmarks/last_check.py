@@ -46,7 +46,7 @@ def main() -> None:
         for name, path in models.items():
             sampler = guard.sampler_with(run, checkpoint.load(path)[0][key])
             t, sweep = guard.best_temperature(run, sampler)
-            finals[name] = [guard.score(run, sampler, t, "final", k)["quality"] for k in range(guard.FINAL_SETS)]
+            finals[name] = guard.final_qualities(run, sampler, t)
             print(f"{name} ({path}): temperature {t:g} (tuning stream {sweep[t]['quality']:.3f}); final sets "
                   + ", ".join(f"{q:.3f}" for q in finals[name]))
     a, b = (sum(finals[n]) / guard.FINAL_SETS for n in models)

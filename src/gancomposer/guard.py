@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+import statistics
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -201,8 +202,10 @@ def tune_temperature(run: Run) -> dict | None:
         sweeps["pretrained"] = ({float(t): row for t, row in earlier.items()} if earlier else
                                 best_temperature(run, samplers["pretrained"])[1])
     at = {name: _best_of(sweep) for name, sweep in sweeps.items()}
-    final = {name: final_quality(run, samplers[name], at[name]) for name in sweeps} if len(sweeps) > 1 else {
-        own: max(row["quality"] for row in sweeps[own].values())}
+    if len(sweeps) > 1:  # the two compared on the final sets, each at its temperature
+        final = {name: statistics.fmean(final_qualities(run, samplers[name], at[name])) for name in sweeps}
+    else:
+        final = {own: max(row["quality"] for row in sweeps[own].values())}
     kept = max(final, key=lambda name: (final[name], name == "pretrained"))  # ties: the pre-trained G
     chosen = at[kept]
     if kept != own:
@@ -215,9 +218,9 @@ def tune_temperature(run: Run) -> dict | None:
     return {"kept": kept, "temperature": chosen, "sweeps": rows}
 
 
-def final_quality(run: Run, sampler, temperature: float) -> float:
-    """The mean quality of ``sampler`` at ``temperature`` over the :data:`FINAL_SETS` sets of the final stream."""
-    return sum(score(run, sampler, temperature, "final", k)["quality"] for k in range(FINAL_SETS)) / FINAL_SETS
+def final_qualities(run: Run, sampler, temperature: float) -> list[float]:
+    """The quality of ``sampler`` at ``temperature`` on each of the :data:`FINAL_SETS` sets of the final stream."""
+    return [score(run, sampler, temperature, "final", k)["quality"] for k in range(FINAL_SETS)]
 
 
 def sampler_with(run: Run, weights: dict[str, torch.Tensor]):
