@@ -15,7 +15,7 @@ errors from 0. Every set's scores are kept in ``--scores`` (JSON), so an interru
 stopped and more sets can be added later.
 
     python benchmarks/temperature_sweep.py RUN DATA [--temperatures 0.8,0.9,1.0,1.1,1.2] [--plot sweep.png]
-        [--sets 3] [--key-guidance W] [--no-last] [--scores sweep.json]
+        [--sets 3] [--key-guidance W] [--no-last] [--adversarial CHECKPOINT] [--scores sweep.json]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from adversarial_gain import HEADLINE, score  # a sibling script: 96 pieces × 8
 from matplotlib.figure import Figure
 
 FIRST_SEED = 1234  # sampling seeds FIRST_SEED, FIRST_SEED + 1, ...: set k of every model and temperature alike
-PAIRED = ("default model (best)", "end of pre-training")  # the comparison the paired rows are about
+PRETRAINED, DEFAULT = "end of pre-training", "default model (best)"  # the two models the paired rows compare
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:
@@ -40,15 +40,17 @@ def mean_and_error(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), error
 
 
-def paired(rows: dict, temps: list[float], sets: int) -> list[dict]:
-    """Per temperature: the default model's difference from the pre-trained G, set by set, as mean ± error."""
+def paired(rows: dict, temps: list[float], sets: int, adversarial: str = DEFAULT) -> list[dict]:
+    """Per temperature: the adversarial model's (by default the run's default model) difference from the
+    pre-trained G, set by set, as mean ± error."""
     out = []
     for t in temps:
-        a, b = rows[PAIRED[0]][str(t)], rows[PAIRED[1]][str(t)]
+        a, b = rows[adversarial][str(t)], rows[PRETRAINED][str(t)]
         oa = mean_and_error([a[k]["overlap_area"] - b[k]["overlap_area"] for k in range(sets)])
         acc = mean_and_error([a[k]["two_sample_accuracy"] - b[k]["two_sample_accuracy"] for k in range(sets)])
         above = oa[0] > 0 and acc[0] < 0
-        resolved = above and oa[0] > 2 * oa[1] and -acc[0] > 2 * acc[1]
+        # one set has no spread to measure the noise by, so it can say "above" but never "resolved"
+        resolved = above and sets > 1 and oa[0] > 2 * oa[1] and -acc[0] > 2 * acc[1]
         out.append({"temperature": t, "overlap": oa, "two_sample": acc, "above": above, "resolved": resolved})
     return out
 
@@ -63,10 +65,14 @@ def main() -> None:
     ap.add_argument("--key-guidance", type=float, default=None,
                     help="compose every model with this key guidance (default: each checkpoint's own, 1 in a run)")
     ap.add_argument("--no-last", action="store_true", help="leave out the last adversarial checkpoint")
+    ap.add_argument("--adversarial", default=None, help="compare this adversarial checkpoint with the pre-trained "
+                    "G instead of the run's default model (best.safetensors); named by its file in the table")
     ap.add_argument("--scores", default=None, help="JSON file of every set's scores (default: beside the plot)")
     args = ap.parse_args()
     ck = Path(args.run) / "checkpoints"
-    models = {PAIRED[1]: ck / "pretrained.safetensors", PAIRED[0]: ck / "best.safetensors"}
+    adversarial = f"adversarial G ({Path(args.adversarial).stem})" if args.adversarial else DEFAULT
+    models = {PRETRAINED: ck / "pretrained.safetensors",
+              adversarial: Path(args.adversarial) if args.adversarial else ck / "best.safetensors"}
     if not args.no_last:
         models["last adversarial"] = sorted(ck.glob("step-*.safetensors"))[-1]
     temps = [float(t) for t in args.temperatures.split(",")]
@@ -94,8 +100,8 @@ def main() -> None:
     for name, means in mean.items():
         print(f"| {name} | " + " | ".join(f"{r['overlap_area']:.3f} / {r['two_sample_accuracy']:.3f}"
                                          for r in means) + " |")
-    diffs = paired(rows, temps, args.sets)
-    print(f"| {PAIRED[0]} − {PAIRED[1]}, paired (mean ± standard error) | "
+    diffs = paired(rows, temps, args.sets, adversarial)
+    print(f"| {adversarial} − {PRETRAINED}, paired (mean ± standard error) | "
           + " | ".join(f"{d['overlap'][0]:+.3f} ± {d['overlap'][1]:.3f} / {d['two_sample'][0]:+.3f} ± "
                        f"{d['two_sample'][1]:.3f}" for d in diffs) + " |")
     print("| verdict | " + " | ".join("above, resolved" if d["resolved"] else "above" if d["above"] else "not above"
@@ -113,7 +119,7 @@ def main() -> None:
         axes[2].errorbar([t + shift for t in temps], [sign * d[part][0] for d in diffs],
                          yerr=[2 * d[part][1] for d in diffs], marker="o", capsize=3, label=label)
     axes[2].axhline(0, color="black", lw=0.8)
-    axes[2].set_title("default model − pre-trained, paired (± 2 s.e.)")
+    axes[2].set_title(f"{adversarial.split(' (')[0]} − pre-trained, paired (± 2 s.e.)")
     for ax in axes:
         ax.set_xlabel("temperature")
         ax.grid(alpha=0.3)
