@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def main() -> None:
             finals[name] = guard.final_qualities(run, sampler, t)
             print(f"{name} ({path}): temperature {t:g} (tuning stream {sweep[t]['quality']:.3f}); final sets "
                   + ", ".join(f"{q:.3f}" for q in finals[name]))
-    a, b = (sum(finals[n]) / guard.FINAL_SETS for n in models)
+    a, b = (statistics.fmean(finals[n]) for n in models)  # the mean guard.tune_temperature compares
     diffs = [x - y for x, y in zip(finals["adversarial"], finals["pretrained"])]
     print(f"{folder}: adversarial {a:.4f}, pre-trained {b:.4f}, difference {a - b:+.4f} (per set "
           + ", ".join(f"{d:+.3f}" for d in diffs) + f") -> {'adversarial' if a > b else 'pretrained'} kept")

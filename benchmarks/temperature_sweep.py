@@ -70,7 +70,8 @@ def main() -> None:
     ap.add_argument("--scores", default=None, help="JSON file of every set's scores (default: beside the plot)")
     args = ap.parse_args()
     ck = Path(args.run) / "checkpoints"
-    adversarial = f"adversarial G ({Path(args.adversarial).stem})" if args.adversarial else DEFAULT
+    kind = "adversarial G" if args.adversarial else "default model"  # the plot's short name for it
+    adversarial = f"{kind} ({Path(args.adversarial).stem})" if args.adversarial else DEFAULT
     models = {PRETRAINED: ck / "pretrained.safetensors",
               adversarial: Path(args.adversarial) if args.adversarial else ck / "best.safetensors"}
     if not args.no_last:
@@ -119,7 +120,7 @@ def main() -> None:
         axes[2].errorbar([t + shift for t in temps], [sign * d[part][0] for d in diffs],
                          yerr=[2 * d[part][1] for d in diffs], marker="o", capsize=3, label=label)
     axes[2].axhline(0, color="black", lw=0.8)
-    axes[2].set_title(f"{adversarial.split(' (')[0]} − pre-trained, paired (± 2 s.e.)")
+    axes[2].set_title(f"{kind} − pre-trained, paired (± 2 s.e.)")
     for ax in axes:
         ax.set_xlabel("temperature")
         ax.grid(alpha=0.3)
