@@ -188,3 +188,17 @@ def test_mean_entropy_of_known_distributions_and_its_anchor_pulls_toward_the_tar
         with torch.no_grad():
             after = mean_entropy(logits - 0.1 * logits.grad).item()
         assert abs(after - target) < abs(before - target)
+
+
+def test_smoothed_matching_pulls_along_the_moving_average_of_the_difference():
+    from gancomposer.losses import smoothed_target
+
+    errors, real = {}, torch.zeros(2)
+    fake = torch.tensor([1.0, 2.0], requires_grad=True)
+    ((fake - smoothed_target(fake.detach(), real, errors, "s", 0.9)) ** 2).sum().backward()
+    assert torch.allclose(fake.grad, 2 * fake.detach())  # the first batch: its own difference, as unsmoothed
+    noisy = torch.tensor([-1.0, 0.0], requires_grad=True)  # a batch whose own difference points the other way
+    target = smoothed_target(noisy.detach(), real, errors, "s", 0.9)
+    ((noisy - target) ** 2).sum().backward()
+    assert torch.allclose(noisy.grad, 2 * torch.tensor([0.9 * 1 + 0.1 * -1, 0.9 * 2 + 0.1 * 0]))  # the average's way
+    assert errors["s"] == pytest.approx([0.8, 1.8]) and set(errors) == {"s"}

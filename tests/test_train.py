@@ -75,6 +75,21 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
         k: v for k, v in sb["progress"].items() if k not in wall}
 
 
+def test_resume_continues_exactly_with_smoothed_matching(tiny_data, tmp_path):
+    base = dict(pretrain_iters=3, adversarial_iters=6, checkpoint_every=3, eval_every=3, mle_weight=1.0,
+                d_statistics=True, statistics_matching=1.0, chromaticity_matching=1.0, matching_smoothing=0.9)
+    whole = quiet_train(tiny_data, tmp_path / "a", tiny(**base))
+    first = tiny(**base)
+    first.train.adversarial_iters = 3
+    quiet_train(tiny_data, tmp_path / "b", first)
+    resumed = quiet_train(tiny_data, tmp_path / "b", tiny(**base), resume=True)
+    a, _ = weights(whole["checkpoint"])
+    b, _ = weights(resumed["checkpoint"])
+    assert all(torch.equal(a[m][k], b[m][k]) for m in ("G", "D", "G_ema") for k in a[m])
+    errors = checkpoint.load_state(resumed["checkpoint"])["progress"]["matching_errors"]
+    assert set(errors) == {"statistics_matching", "chromaticity_matching"} and len(errors["chromaticity_matching"]) == 2
+
+
 def test_same_seed_same_run_and_existing_run_needs_resume(tiny_data, tmp_path):
     cfg = dict(pretrain_iters=3, adversarial_iters=3)
     a = quiet_train(tiny_data, tmp_path / "a", tiny(**cfg))
@@ -203,6 +218,8 @@ def test_d_freezes_while_far_ahead(tiny_data, tmp_path):
     dict(mle_weight=1.0, adversarial_ratio=0.5, orthogonal_pull=True, statistics_matching=1.0, d_statistics=True,
          temperature_spread=0.3),
     dict(estimator="reinforce", mle_weight=1.0, temperature_spread=0.3),
+    dict(mle_weight=1.0, statistics_matching=1.0, chromaticity_matching=1.0, d_statistics=True,
+         matching_smoothing=0.9),
 ])
 def test_every_option_trains(tiny_data, tmp_path, options):
     s = quiet_train(tiny_data, tmp_path / "o", tiny(pretrain_iters=2, adversarial_iters=3, **options))

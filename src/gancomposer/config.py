@@ -91,7 +91,7 @@ PRETRAIN_CAP = 12_000
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
                    "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "chromaticity_matching": 0.0,
-                   "guard_tolerance": 0.0}
+                   "guard_tolerance": 0.0, "matching_smoothing": 0.0}
 
 
 @dataclass
@@ -132,6 +132,9 @@ class TrainConfig:
     chromaticity_matching: float = setting(1.0, "weight of the distance between the batch means of how many pitch "
                                                 "classes each piece uses and of their entropy, G's pieces against "
                                                 "real ones, in G's loss (needs d_statistics=true)")
+    matching_smoothing: float = setting(0.0, "the statistics and chromaticity matching terms pull along a moving "
+                                             "average of the difference between G's and the real batch means, "
+                                             "this the weight of the past (0: each batch's own difference)")
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
     mle_weight: float = setting(10.0, "weight of the likelihood anchor kept in G's adversarial loss")
     adversarial_ratio: float = setting(1.0, "rescale G's adversarial terms at every update so that their gradient "
@@ -198,7 +201,7 @@ class TrainConfig:
             _within(self, name, 0, math.inf, low_open=True)
         for name in ("pretrain_lr", "lr_g", "lr_d"):  # 0 holds a network still
             _within(self, name, 0, math.inf)
-        for name in ("beta1", "beta2", "label_smoothing", "ema_decay", "balance_target"):
+        for name in ("beta1", "beta2", "label_smoothing", "ema_decay", "balance_target", "matching_smoothing"):
             _within(self, name, 0, 1, high_open=True)
         _within(self, "d_freeze_below", 0, 1)
         if self.adversarial_pairs_lr_scale != -1:

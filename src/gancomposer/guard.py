@@ -159,6 +159,7 @@ def rollback(run: Run) -> None:
     for name, state in run.guard_weights.items():
         nets[name].load_state_dict(state)
     run.opt_g, run.opt_d = adversarial_optimizers(cfg, run.G, run.D, p)
+    p.matching_errors = {}  # they averaged the G rolled back from
 
 
 #: Sampling temperatures the default model is tried at once training ends.

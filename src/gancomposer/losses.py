@@ -138,10 +138,16 @@ def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -
 
 
 def matching(cfg: TrainConfig, D: Discriminator, real: torch.Tensor, fake: torch.Tensor,
-             fake_features: torch.Tensor, cond: Condition) -> torch.Tensor | float:
-    """G's matching terms (``cfg``'s weights): :func:`feature_matching` of what D reads in the real pieces
-    ``real`` and in G's pieces ``fake`` (whose penultimate features D gave as ``fake_features``): its penultimate
-    features, each piece's statistics, each piece's chromaticity. 0 where every weight is 0."""
+             fake_features: torch.Tensor, cond: Condition, errors: dict | None = None) -> torch.Tensor | float:
+    """G's matching terms (``cfg``'s weights): the squared distance between the batch means of what D reads in
+    the real pieces ``real`` and in G's pieces ``fake`` (whose penultimate features D gave as ``fake_features``):
+    its penultimate features (:func:`feature_matching`), each piece's statistics, each piece's chromaticity. 0
+    where every weight is 0.
+
+    With ``cfg.matching_smoothing`` and a dict ``errors`` (kept between updates), the statistics' and the
+    chromaticity's terms pull along a moving average of the difference between the two batch means instead of
+    this batch's own (:func:`smoothed_target`); D's features change with D at every update and are matched as
+    they are."""
     readings = {"feature_matching": lambda x: D(x, cond).features,
                 "statistics_matching": lambda x: D.piece_statistics(x, cond),
                 "chromaticity_matching": lambda x: D.statistics.chromaticity(x)}
@@ -149,10 +155,30 @@ def matching(cfg: TrainConfig, D: Discriminator, real: torch.Tensor, fake: torch
     for name, read in readings.items():
         if getattr(cfg, name) > 0:
             with torch.no_grad():  # the real batch's readings are the targets
-                target = read(real.detach())
-            reading = fake_features if name == "feature_matching" else read(fake)
-            loss = loss + getattr(cfg, name) * feature_matching(target.float(), reading.float())
+                target = read(real.detach()).float().mean(0)
+            mean = (fake_features if name == "feature_matching" else read(fake)).float().mean(0)
+            if name != "feature_matching" and cfg.matching_smoothing > 0 and errors is not None:
+                target = smoothed_target(mean.detach(), target, errors, name, cfg.matching_smoothing)
+            loss = loss + getattr(cfg, name) * (mean - target).pow(2).sum()
     return loss
+
+
+def smoothed_target(fake_mean: torch.Tensor, real_mean: torch.Tensor, errors: dict, name: str,
+                    smoothing: float) -> torch.Tensor:
+    """The target that makes ``(mean - target)^2``'s gradient follow the moving average of ``fake_mean -
+    real_mean`` (``errors[name]``, updated here: ``smoothing`` the weight of the past, the first batch's own
+    difference to start) instead of this batch's difference alone.
+
+    Why: with 32 pieces a batch, the difference between one batch's mean statistics and the real batch's was mostly
+    sampling noise (its batch-to-batch variance 2.5-5.6 times the squared mean difference, at the start of the
+    madrigals' and Ryan's phases), and the noise flipped the terms' gradient back and forth along one direction
+    (cosines of -0.95 and +0.94 between successive batches' statistics and chromaticity gradients), so most of the
+    share of G's rescaled pull that the terms took was noise (docs/measurements.md, session 31)."""
+    now = fake_mean - real_mean
+    before = errors.get(name)
+    error = now if before is None else smoothing * torch.tensor(before, device=now.device) + (1 - smoothing) * now
+    errors[name] = error.tolist()
+    return fake_mean - error
 
 
 def instance_noise_std(cfg: TrainConfig, iteration: int) -> float:

@@ -79,6 +79,7 @@ class Progress:
     adversarial_temperature: float | None = None  # G's temperature in D's pre-training and the adversarial phase
     entropy_pre: float | None = None  # the pre-trained G's mean entropy along its own pieces (entropy_anchor)
     entropy_pre_n: int = 0  # batches in that mean
+    matching_errors: dict = field(default_factory=dict)  # moving averages of the matching terms' differences
 
     @property
     def total(self) -> int:

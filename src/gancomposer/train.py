@@ -207,7 +207,7 @@ def g_step(run: Run, d: DStep, sigma: float) -> tuple[float, float]:
                 base = rewards.mean().item() if p.reward_baseline is None else p.reward_baseline
                 loss = score_function_loss(out.logits, out.onehot, rewards, base)
                 p.reward_baseline = BASELINE_DECAY * base + (1 - BASELINE_DECAY) * rewards.mean().item()
-            loss = loss + matching(cfg, run.D, d.real, fake, scored.features, d.cond)
+            loss = loss + matching(cfg, run.D, d.real, fake, scored.features, d.cond, p.matching_errors)
         if cfg.mle_weight > 0:  # the likelihood anchor: G keeps explaining real pieces while it learns from D
             anchor = cfg.mle_weight * teacher_forced_nll(run.G, z, d.real_grid, d.cond)
         # G keeps the pre-trained G's spread of choices, so D's pull cannot merely sharpen it (not rescaled)
