@@ -155,11 +155,14 @@ def matching(cfg: TrainConfig, D: Discriminator, real: torch.Tensor, fake: torch
     for name, read in readings.items():
         if getattr(cfg, name) > 0:
             with torch.no_grad():  # the real batch's readings are the targets
-                target = read(real.detach()).float().mean(0)
-            mean = (fake_features if name == "feature_matching" else read(fake)).float().mean(0)
+                target = read(real.detach()).float()
+            reading = (fake_features if name == "feature_matching" else read(fake)).float()
             if name != "feature_matching" and cfg.matching_smoothing > 0 and errors is not None:
-                target = smoothed_target(mean.detach(), target, errors, name, cfg.matching_smoothing)
-            loss = loss + getattr(cfg, name) * (mean - target).pow(2).sum()
+                mean = reading.mean(0)
+                aim = smoothed_target(mean.detach(), target.mean(0), errors, name, cfg.matching_smoothing)
+                loss = loss + getattr(cfg, name) * (mean - aim).pow(2).sum()
+            else:
+                loss = loss + getattr(cfg, name) * feature_matching(target, reading)
     return loss
 
 
