@@ -444,6 +444,17 @@ def test_quality_guard_keeps_the_best_and_rolls_back_when_worse(tiny_data, tmp_p
     assert all(torch.equal(best[m][k], last[m][k]) for m in ("G", "D", "G_ema") for k in best[m])
 
 
+def test_quality_guard_shows_on_the_progress_bar(tiny_data, tmp_path, monkeypatch):
+    from gancomposer.monitor import Monitor
+
+    shown = []
+    monkeypatch.setattr(Monitor, "status", lambda self, text: shown.append(text))
+    scripted_guard(monkeypatch, SCRIPT)
+    quiet_train(tiny_data, tmp_path / "g", tiny(**GUARDED))
+    # at iteration 10 the guard had kept iteration 8 (0.7 against the pre-trained 0.5) after one rollback
+    assert any(t.endswith("guard +0.200 (iteration 8), rollbacks 1") for t in shown), shown[-3:]
+
+
 def test_quality_guard_scores_both_sets_and_rolls_back_only_beyond_its_tolerance(tiny_data, tmp_path, monkeypatch):
     # iteration 2 draws a lucky 0.6 on the first set but 0.4 on the second: 0.5 pooled, not above the start's 0.5
     scripted_guard(monkeypatch, {0: 0.5, 2: 0.6, 4: 0.48, 6: 0.49, 8: 0.47, 10: 0.55},

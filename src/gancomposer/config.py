@@ -87,11 +87,12 @@ PRETRAIN_CAP = 12_000
 #: runs made before them: no chord layer, no voice pairs, no quality guard, no statistics in D, fixed adversarial
 #: weights, the voice-pair table at G's learning rate (in both phases at the same multiple), no limit on held chords,
 #: G drawn at temperature 1.0 in the adversarial phase, no chromaticity matching, a guard that counted any score
-#: below the best as worse.
+#: below the best as worse, each batch's own matching difference, G's pieces all at the phase's temperature.
 DEFAULTS_BEFORE = {"chord_hidden": 0, "voice_pairs": False, "guard_every": 0, "d_statistics": False,
                    "adversarial_ratio": 0.0, "pairs_lr_scale": 1.0, "still_steps": 0,
                    "adversarial_pairs_lr_scale": -1.0, "adversarial_temperature": 1.0, "chromaticity_matching": 0.0,
-                   "guard_tolerance": 0.0, "matching_smoothing": 0.0}
+                   "guard_tolerance": 0.0, "matching_smoothing": 0.0,
+                   "temperature_spread": 0.0}
 
 
 @dataclass
@@ -129,10 +130,10 @@ class TrainConfig:
     statistics_matching: float = setting(10.0, "weight of the distance between the batch means of the pieces' "
                                                "statistics (as D reads them) of G's and of real pieces, in G's "
                                                "loss (needs d_statistics=true)")
-    chromaticity_matching: float = setting(1.0, "weight of the distance between the batch means of how many pitch "
+    chromaticity_matching: float = setting(10.0, "weight of the distance between the batch means of how many pitch "
                                                 "classes each piece uses and of their entropy, G's pieces against "
                                                 "real ones, in G's loss (needs d_statistics=true)")
-    matching_smoothing: float = setting(0.0, "the statistics and chromaticity matching terms pull along a moving "
+    matching_smoothing: float = setting(0.9, "the statistics and chromaticity matching terms pull along a moving "
                                              "average of the difference between G's and the real batch means, "
                                              "this the weight of the past (0: each batch's own difference)")
     grad_clip: float = setting(0.0, "max gradient norm for G and D (0: off)")
@@ -148,7 +149,7 @@ class TrainConfig:
                                                   "phase, where the guard also scores them (0: the one at which the "
                                                   "guard scores the pre-trained G best, found when pre-training ends; "
                                                   "1.0 without the guard)")
-    temperature_spread: float = setting(0.0, "each of G's pieces in D's pre-training and the adversarial phase is "
+    temperature_spread: float = setting(0.3, "each of G's pieces in D's pre-training and the adversarial phase is "
                                              "drawn at the phase's temperature times exp(u), u uniform in "
                                              "[-spread, spread], so D sees (and G learns from) a range of "
                                              "temperatures, not one")
@@ -269,18 +270,19 @@ PRESETS: dict[str, dict] = {
                  adversarial_iters=30, pretrain_iters=20, pretrain_lr=1e-3, d_pretrain_iters=0, lr_g=2e-4, lr_d=2e-4,
                  d_freeze_below=0.0, label_smoothing=0.0, feature_matching=0.0, statistics_matching=0.0,
                  chromaticity_matching=0.0, mle_weight=0.0, ema_decay=0.999, eval_every=15, checkpoint_every=15,
-                 log_every=5, samples=4,
-                 adversarial_ratio=0.0, guard_every=0, d_statistics=False, adversarial_temperature=1.0),
+                 log_every=5, samples=4, adversarial_ratio=0.0, guard_every=0, d_statistics=False,
+                 adversarial_temperature=1.0, temperature_spread=0.0, matching_smoothing=0.0),
     # The recipe of the shipped Irish model and of the roll Bach model shipped before (see the model cards),
     # pinned so that they can be trained again exactly whatever the defaults become (today it differs from them
     # in its fixed 3000 pre-training iterations, 350 adversarial ones, G's fixed adversarial weights, slower
-    # learning rate and temperature 1.0, the plain D without statistics matching, its checkpoint cadence and in
-    # keeping every checkpoint).
+    # learning rate and temperature 1.0 for every piece, the plain D without the matching terms, its checkpoint
+    # cadence and in keeping every checkpoint).
     "bach": dict(g_hidden=256, g_layers=2, d_hidden=128, latent_dim=64, batch_size=32, pretrain_iters=3000,
                  pretrain_lr=2e-3, d_pretrain_iters=400, adversarial_iters=350, lr_g=5e-5, lr_d=1e-3,
                  d_freeze_below=0.2, label_smoothing=0.1, feature_matching=0.1, mle_weight=10.0, ema_decay=0.995,
                  adversarial_ratio=0.0, adversarial_temperature=1.0, d_statistics=False, statistics_matching=0.0,
-                 chromaticity_matching=0.0, eval_every=250, checkpoint_every=250, keep_checkpoints=100),
+                 chromaticity_matching=0.0, temperature_spread=0.0, matching_smoothing=0.0, eval_every=250,
+                 checkpoint_every=250, keep_checkpoints=100),
 }
 
 

@@ -142,6 +142,14 @@ def check(run: Run) -> dict:
     return row
 
 
+def status(run: Run) -> str:
+    """The guard so far, for the progress bar: the best G's quality over the pre-trained G's, where, rollbacks."""
+    p = run.progress
+    if not p.guard_evals:
+        return ""
+    return f" guard {p.guard_best - p.guard_start:+.3f} (iteration {p.guard_best_iter}), rollbacks {p.guard_rollbacks}"
+
+
 def snapshot(run: Run) -> dict[str, dict[str, torch.Tensor]]:
     """Copies of the weights a rollback returns to."""
     return {name: copy.deepcopy(net.state_dict()) for name, net in run.networks().items()}

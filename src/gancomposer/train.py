@@ -149,7 +149,7 @@ def adversarial_step(run: Run) -> None:
                              "D/lr_scale": p.lr_d_scale, "G/adversarial_weight": p.adversarial_weight}, p.total)
         rate = (p.total - run.iterations_at_start) / max(1e-9, time.perf_counter() - run.started)
         run.monitor.status(f"D(x)={d_real:.2f} D(G(z))={p.d_fake:.2f} loss_d={d.loss.item():.3f} "
-                           f"loss_g={loss_g:.3f} {rate:.2f} it/s")
+                           f"loss_g={loss_g:.3f} {rate:.2f} it/s{guard.status(run)}")
 
 
 def d_step(run: Run, sigma: float, learn: bool = True) -> DStep:
