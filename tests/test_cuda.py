@@ -110,6 +110,9 @@ def test_double_backward_penalties_bypass_cudnn_and_match_the_cpu(penalty):
     {}, {"r1_gamma": 1.0}, {"loss": "wgan-gp"}, {"estimator": "reinforce", "mle_weight": 1.0},
     {"mle_weight": 1.0, "adversarial_ratio": 0.5, "statistics_matching": 1.0, "d_statistics": True},
     {"mle_weight": 1.0, "adversarial_ratio": 0.5, "orthogonal_pull": True, "temperature_spread": 0.3},
+    # today's default recipe's terms: the moving average of the matching difference lives on G's device
+    {"mle_weight": 1.0, "adversarial_ratio": 1.0, "statistics_matching": 10.0, "chromaticity_matching": 10.0,
+     "d_statistics": True, "temperature_spread": 0.3, "matching_smoothing": 0.9},
     {"rnn": "gru", "amp": False},
 ])
 def test_a_run_on_cuda_writes_finite_float32_weights_that_compose_on_the_cpu(tiny_data, tmp_path, options):
