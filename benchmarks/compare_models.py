@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
 
-from adversarial_gain import HEADLINE, score  # a sibling script: 96 pieces × 8 bars of a checkpoint, evaluated
+from adversarial_gain import HEADLINE, score  # sibling scripts: 96 pieces × 8 bars of a checkpoint, evaluated;
+from temperature_sweep import FIRST_SEED, mean_and_error  # the paired sets' seeds and their mean ± error
 
 from gancomposer.compose import Composer
-
-FIRST_SEED = 1234
 
 
 def main() -> None:
@@ -42,10 +40,10 @@ def main() -> None:
                    for k in range(args.sets)] for name, path in models.items()}
     for h in HEADLINE:
         d = [rows["B"][k][h] - rows["A"][k][h] for k in range(args.sets)]
-        error = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+        difference, error = mean_and_error(d)
         better = sum(x > 0 if h == "overlap_area" else x < 0 for x in d)
         mean = {name: statistics.fmean(r[h] for r in rows[name]) for name in models}
-        print(f"{h}: A {mean['A']:.3f}, B {mean['B']:.3f}, B - A {statistics.fmean(d):+.3f} ± {error:.3f}; "
+        print(f"{h}: A {mean['A']:.3f}, B {mean['B']:.3f}, B - A {difference:+.3f} ± {error:.3f}; "
               f"B better in {better} of {args.sets} sets")
     if args.out:
         Path(args.out).write_text(json.dumps({"models": models, "temperature": temperature, "rows": rows}, indent=1))
